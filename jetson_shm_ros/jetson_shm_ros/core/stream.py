@@ -1,0 +1,266 @@
+"""
+Frame streams over a slot pool: what a producer and a consumer do per frame, without ROS.
+
+The ROS nodes and the ROS-free Cyclone DDS peer both wrap these two classes, so the
+protocol (sequence lock, validation, release, counters) exists exactly once.
+"""
+
+from collections import Counter
+import logging
+from typing import Callable, Dict, Optional, Sequence
+
+from jetson_shm_ros.core.backend import CpuBackend
+from jetson_shm_ros.core.descriptor import (
+    Descriptor, DescriptorError, MEMORY_KIND_NAMES, validate_static)
+from jetson_shm_ros.core.payload import normalize_dtype, payload_nbytes
+from jetson_shm_ros.core.pool import AttachedSegment, SegmentError, SlotPool
+
+_log = logging.getLogger('jetson_shm_ros.stream')
+
+VERIFIED = 'verified'
+UNVERIFIED = 'unverified'
+DROPPED = 'dropped'
+INVALID = 'invalid'
+
+
+class FrameProducer:
+    """Owns a slot pool and turns written slots into descriptors."""
+
+    def __init__(self, shm_name: str, slot_count: int, dtype: str, shape: Sequence[int],
+                 policy: str = 'latest', checksum: bool = True, backend=None,
+                 release_timeout_s: float = 1.0, required_readers: int = 0):
+        """
+        Create the segment (replacing a stale one) and prepare the backend.
+
+        :param shm_name: POSIX segment name
+        :param slot_count: frames in flight
+        :param dtype: element type, any NumPy spelling of an allowed dtype
+        :param shape: array shape of one frame
+        :param policy: 'latest' or 'reliable'
+        :param checksum: compute and publish the payload checksum
+        :param backend: a backend from select_backend(); CPU when None
+        :param release_timeout_s: reliable policy: longest wait for a reader
+        :param required_readers: reliable policy: readers to wait for before reusing a slot
+        """
+        self.dtype = normalize_dtype(dtype)
+        self.shape = [int(dim) for dim in shape]
+        if not self.shape or min(self.shape) <= 0:
+            raise ValueError(f'shape {self.shape} must be non-empty with positive sizes')
+        self.nbytes = payload_nbytes(self.dtype, self.shape)
+        self.with_checksum = checksum
+        self.required_readers = required_readers
+        self.backend = backend or CpuBackend()
+        self.pool = SlotPool.create(shm_name, slot_count, self.nbytes, policy,
+                                    memory_kind=self.backend.memory_kind,
+                                    release_timeout_s=release_timeout_s)
+        try:
+            self.backend.prepare(self.pool)
+        except BaseException:
+            self.pool.close()
+            raise
+        self.frames_published = 0
+        self.waits = 0
+
+    def try_write(self, writer: Callable[[object], None], stamp_ns: int = 0,
+                  frame_id: str = '') -> Optional[Descriptor]:
+        """
+        Let `writer` fill the next slot, then describe it.
+
+        :param writer: called with a writable array (NumPy or CuPy) of the frame's dtype/shape
+        :return: the descriptor to publish, or None when the reliable policy says wait
+        """
+        return self._produce(lambda offset: writer(self.backend.array(
+            self.pool, offset, self.nbytes, self.dtype, self.shape)), stamp_ns, frame_id)
+
+    def try_write_pattern(self, stamp_ns: int = 0, frame_id: str = '') -> Optional[Descriptor]:
+        """Write the deterministic test pattern of the next frame number (for demos/tests)."""
+        frame = self.frames_published
+        return self._produce(lambda offset: self.backend.fill_pattern(
+            self.pool, offset, self.nbytes, frame), stamp_ns, frame_id)
+
+    def _produce(self, write: Callable[[int], None], stamp_ns: int,
+                 frame_id: str) -> Optional[Descriptor]:
+        slot = self.pool.acquire(self.required_readers)
+        if slot is None:
+            self.waits += 1
+            return None
+        offset = self.pool.slot_bounds(slot)[0]
+        self.pool.begin_write(slot)
+        write(offset)
+        checksum = self.backend.checksum(self.pool, offset, self.nbytes) \
+            if self.with_checksum else 0
+        # The sequence turns even only after the device finished writing.
+        self.backend.synchronize()
+        sequence = self.pool.end_write(slot)
+        self.frames_published += 1
+        ipc_handle, event_handle = self.backend.ipc_handles(self.pool)
+        return Descriptor(
+            shm_name=self.pool.name, incarnation=self.pool.incarnation, slot=slot,
+            sequence=sequence, offset=offset, nbytes=self.nbytes, dtype=self.dtype,
+            shape=list(self.shape), checksum=checksum, checksum_valid=self.with_checksum,
+            memory_kind=self.pool.memory_kind, cuda_ipc_handle=ipc_handle,
+            cuda_event_handle=event_handle, stamp_ns=stamp_ns, frame_id=frame_id)
+
+    def all_released(self) -> bool:
+        """True when no live reader still holds a published frame."""
+        return self.pool.all_released()
+
+    def close(self) -> None:
+        """Release GPU resources, then unlink and unmap the segment."""
+        try:
+            self.backend.forget(self.pool)
+            self.backend.close()
+        finally:
+            self.pool.close()
+
+
+class FrameConsumer:
+    """Validates descriptors, maps segments once, verifies, releases, and counts."""
+
+    def __init__(self, backend=None, process: Optional[Callable[[object, Descriptor], None]] = None,
+                 allow_group_access: bool = False):
+        """
+        Prepare an empty consumer.
+
+        :param backend: a backend from select_backend(); CPU when None
+        :param process: optional callback given each frame's array (NumPy or CuPy) and its
+            descriptor while the slot is held; a frame found overwritten afterwards is dropped
+        :param allow_group_access: accept segments that the owner's group may write
+        """
+        self.backend = backend or CpuBackend()
+        self.process = process
+        self.allow_group_access = allow_group_access
+        self.counts: Counter = Counter({key: 0 for key in
+                                        ('received', VERIFIED, UNVERIFIED, DROPPED, INVALID)})
+        self.invalid_reasons: Counter = Counter()
+        self.drop_reasons: Counter = Counter()
+        self.evictions = 0
+        self._segments: Dict[str, AttachedSegment] = {}
+
+    def handle(self, desc: Descriptor) -> str:
+        """
+        Process one descriptor; never raises for bad input.
+
+        :return: VERIFIED, UNVERIFIED, DROPPED or INVALID
+        """
+        self.counts['received'] += 1
+        try:
+            validate_static(desc)
+            segment = self._segment_for(desc)
+            self._validate_against(segment, desc)
+        except (DescriptorError, SegmentError) as error:
+            return self._invalid(desc, error.reason, str(error))
+        if not segment.registered:
+            if segment.evicted:
+                self.evictions += 1
+                _log.warning('%s: the producer evicted this reader (too slow?); registering '
+                             'again', desc.shm_name)
+            try:
+                segment.register(desc.sequence)
+            except SegmentError as error:
+                return self._invalid(desc, error.reason, str(error))
+        try:
+            return self._read(segment, desc)
+        finally:
+            segment.release(desc.slot, desc.sequence)
+
+    def _read(self, segment: AttachedSegment, desc: Descriptor) -> str:
+        current = segment.sequence(desc.slot)
+        if current < desc.sequence:
+            return self._invalid(desc, 'sequence_ahead', f'slot {desc.slot} holds sequence '
+                                 f'{current}, older than the descriptor\'s {desc.sequence}')
+        if current != desc.sequence:
+            return self._drop('overwritten_before_read')
+        checksum = self.backend.checksum(segment, desc.offset, desc.nbytes) \
+            if desc.checksum_valid else None
+        if self.process is not None:
+            self.process(self.backend.array(segment, desc.offset, desc.nbytes, desc.dtype,
+                                            desc.shape), desc)
+        # Sequence lock: if the producer touched the slot meanwhile, what we read may be torn.
+        if segment.sequence(desc.slot) != desc.sequence:
+            return self._drop('overwritten_while_reading')
+        if checksum is None:
+            self.counts[UNVERIFIED] += 1
+            return UNVERIFIED
+        if checksum != desc.checksum:
+            return self._invalid(desc, 'checksum_mismatch', f'payload sums to {checksum}, '
+                                 f'descriptor says {desc.checksum}')
+        self.counts[VERIFIED] += 1
+        return VERIFIED
+
+    def _segment_for(self, desc: Descriptor) -> AttachedSegment:
+        segment = self._segments.get(desc.shm_name)
+        if segment is not None and segment.incarnation == desc.incarnation:
+            return segment
+        fresh = AttachedSegment.attach(desc.shm_name, self.allow_group_access)
+        if fresh.incarnation != desc.incarnation:
+            actual = fresh.incarnation
+            fresh.close()
+            raise SegmentError('unknown_incarnation', f'{desc.shm_name} is incarnation '
+                               f'{actual:#x}, descriptor names {desc.incarnation:#x} '
+                               '(stale descriptor or recycled name)')
+        try:
+            self.backend.prepare(fresh)
+        except BaseException:
+            fresh.close()
+            raise
+        if segment is not None:
+            _log.info('%s was re-created by a new producer; remapping', desc.shm_name)
+            self._drop_segment(segment)
+        self._segments[desc.shm_name] = fresh
+        _log.info('mapped %s: %d slots x %d B, policy %s, %s, producer pid %d', desc.shm_name,
+                  fresh.slot_count, fresh.slot_size, fresh.policy,
+                  MEMORY_KIND_NAMES[fresh.memory_kind], fresh.owner_pid)
+        return fresh
+
+    @staticmethod
+    def _validate_against(segment: AttachedSegment, desc: Descriptor) -> None:
+        if desc.memory_kind != segment.memory_kind:
+            raise DescriptorError('memory_kind_mismatch', f'descriptor says '
+                                  f'{MEMORY_KIND_NAMES[desc.memory_kind]}, segment holds '
+                                  f'{MEMORY_KIND_NAMES[segment.memory_kind]}')
+        if desc.slot >= segment.slot_count:
+            raise DescriptorError('slot_out_of_range', f'slot {desc.slot} >= slot count '
+                                  f'{segment.slot_count}')
+        start, end = segment.slot_bounds(desc.slot)
+        if not start <= desc.offset <= desc.offset + desc.nbytes <= end:
+            raise DescriptorError('out_of_slot', f'bytes [{desc.offset}, '
+                                  f'{desc.offset + desc.nbytes}) leave slot {desc.slot} '
+                                  f'[{start}, {end})')
+
+    def _invalid(self, desc: Descriptor, reason: str, detail: str) -> str:
+        self.counts[INVALID] += 1
+        self.invalid_reasons[reason] += 1
+        seen = self.invalid_reasons[reason]
+        # First ones in full, then a reminder now and then: a bad peer must not flood the log.
+        if seen <= 5 or seen % 100 == 0:
+            _log.error('invalid descriptor (%s, seen %d times) for %r slot %s: %s', reason, seen,
+                       desc.shm_name, desc.slot, detail)
+        return INVALID
+
+    def _drop(self, reason: str) -> str:
+        self.counts[DROPPED] += 1
+        self.drop_reasons[reason] += 1
+        return DROPPED
+
+    def summary(self) -> str:
+        """Return the one-line summary: received=N verified=N dropped=N invalid=N ..."""
+        line = ' '.join(f'{key}={self.counts[key]}' for key in
+                        ('received', VERIFIED, DROPPED, INVALID, UNVERIFIED))
+        if self.invalid_reasons:
+            line += ' invalid_reasons=' + ','.join(
+                f'{key}:{value}' for key, value in sorted(self.invalid_reasons.items()))
+        return line
+
+    def _drop_segment(self, segment: AttachedSegment) -> None:
+        try:
+            self.backend.forget(segment)
+        finally:
+            segment.close()
+
+    def close(self) -> None:
+        """Unpin and unmap every segment, then release the backend."""
+        for segment in self._segments.values():
+            self._drop_segment(segment)
+        self._segments.clear()
+        self.backend.close()

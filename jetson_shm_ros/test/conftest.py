@@ -1,0 +1,25 @@
+"""Fixtures shared by the tests: unique segment names and a check that none is left behind."""
+
+import os
+import uuid
+
+import pytest
+
+SHM_DIR = '/dev/shm'
+TEST_PREFIX = 'jsr_test_'
+
+
+def project_segments(prefix: str = TEST_PREFIX) -> list:
+    """Segments this test suite created (Fast DDS keeps its own files in /dev/shm too)."""
+    return sorted(name for name in os.listdir(SHM_DIR) if name.startswith(prefix))
+
+
+@pytest.fixture
+def shm_name():
+    """Yield a fresh segment name and fail the test if the segment outlives it."""
+    name = f'/{TEST_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:10]}'
+    yield name
+    path = SHM_DIR + name
+    if os.path.exists(path):
+        os.unlink(path)
+        pytest.fail(f'{path} was left behind')
