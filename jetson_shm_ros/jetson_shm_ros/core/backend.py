@@ -36,8 +36,14 @@ class CpuBackend:
     def __init__(self):
         self._pattern: Optional[np.ndarray] = None
 
-    def prepare(self, segment) -> None:
-        """Nothing to pin on the CPU."""
+    def prepare(self, segment, desc=None) -> None:
+        """
+        Get a segment ready for this backend (nothing to pin on the CPU).
+
+        :param segment: the producer's SlotPool or a consumer's AttachedSegment
+        :param desc: consumers: the first descriptor naming this segment incarnation (it
+            carries CUDA IPC handles); producers: None
+        """
 
     def forget(self, segment) -> None:
         """Nothing to unpin on the CPU."""

@@ -200,7 +200,8 @@ class FrameConsumer:
                                f'{actual:#x}, descriptor names {desc.incarnation:#x} '
                                '(stale descriptor or recycled name)')
         try:
-            self.backend.prepare(fresh)
+            # Once per segment and process: pinning or opening IPC memory is slow.
+            self.backend.prepare(fresh, desc)
         except BaseException:
             fresh.close()
             raise
