@@ -11,7 +11,7 @@ import pytest
 
 
 def _create(name, **kwargs):
-    options = dict(slot_count=3, slot_size=1000)
+    options = {'slot_count': 3, 'slot_size': 1000}
     options.update(kwargs)
     return SlotPool.create(name, **options)
 
@@ -80,8 +80,8 @@ def test_create_refuses_to_remove_a_foreign_file(shm_name):
         os.unlink(SHM_DIR + shm_name)
 
 
-@pytest.mark.parametrize('kwargs', [dict(slot_count=0), dict(slot_size=0),
-                                    dict(slot_count=5000), dict(policy='sometimes')])
+@pytest.mark.parametrize('kwargs', [{'slot_count': 0}, {'slot_size': 0},
+                                    {'slot_count': 5000}, {'policy': 'sometimes'}])
 def test_create_rejects_bad_layouts(shm_name, kwargs):
     with pytest.raises(SegmentError):
         _create(shm_name, **kwargs)

@@ -41,7 +41,8 @@ def test_frames_verify_and_views_carry_dtype_and_shape(producer, consumer):
 
 
 def test_user_writer_fills_a_typed_view(producer, consumer):
-    desc = producer.try_write(lambda array: array.__setitem__(Ellipsis, np.arange(20).reshape(4, 5)))
+    desc = producer.try_write(
+        lambda array: array.__setitem__(Ellipsis, np.arange(20).reshape(4, 5)))
     out = []
     consumer.process = lambda array, _: out.append(array.copy())
     assert consumer.handle(desc) == VERIFIED

@@ -61,7 +61,7 @@ class CpuBackend:
         fill_pattern(segment.view(offset, nbytes), frame, self._pattern)
 
     def checksum(self, segment, offset: int, nbytes: int) -> int:
-        """Return the payload's checksum (see jetson_shm_ros.core.payload)."""
+        """Sum the payload as uint32 words (see jetson_shm_ros.core.payload)."""
         return checksum_words(segment.view(offset, nbytes))
 
     def synchronize(self) -> None:

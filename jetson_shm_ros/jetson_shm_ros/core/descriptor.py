@@ -92,7 +92,8 @@ def validate_static(desc: Descriptor) -> None:
     if desc.dtype not in ALLOWED_DTYPES:
         raise DescriptorError('bad_dtype', f'dtype {desc.dtype!r} is not in the allow-list')
     if not 1 <= len(desc.shape) <= MAX_DIMS:
-        raise DescriptorError('bad_shape', f'shape {list(desc.shape)} must have 1..{MAX_DIMS} dims')
+        raise DescriptorError('bad_shape',
+                              f'shape {list(desc.shape)} must have 1..{MAX_DIMS} dims')
     expected = payload_nbytes(desc.dtype, desc.shape)
     if expected != desc.nbytes:
         raise DescriptorError(

@@ -3,7 +3,7 @@ A pool of fixed-size slots in one POSIX shared-memory segment.
 
 Layout (all little-endian), mapped once by every process::
 
-    header (128 B) | slot sequence u64[slot_count] | reader table | pad to page | slot 0 | slot 1 ...
+    header (128 B) | slot sequences u64[slot_count] | reader table | pad to page | slot 0 ...
 
 Each slot is guarded by a sequence lock: its sequence is odd while the producer writes and
 even when readable. Sequences come from one counter per segment (frame k is published with
@@ -102,7 +102,7 @@ def process_start_time(pid: int) -> Optional[int]:
 
 
 def process_alive(pid: int, start_time: int) -> bool:
-    """True when `pid` runs and is the same process that recorded `start_time` (no pid reuse)."""
+    """Tell whether `pid` runs and is the process that recorded `start_time` (no pid reuse)."""
     return pid > 0 and process_start_time(pid) == start_time
 
 
@@ -166,7 +166,7 @@ class _Mapping:
         return self._bytes.ctypes.data
 
     def sequence(self, slot: int) -> int:
-        """Return the slot's current sequence (odd: being written)."""
+        """Read the slot's current sequence; an odd one means a write is in progress."""
         return int(self._seq[slot])
 
     def slot_bounds(self, slot: int) -> Tuple[int, int]:
@@ -189,7 +189,7 @@ class _Mapping:
         return self.view(start, end - start)
 
     def readers(self) -> List[Dict[str, int]]:
-        """Describe the registered readers (for status lines and tests)."""
+        """List the registered readers, for status lines and tests."""
         return [{'index': index, 'pid': int(entry['pid']), 'state': int(entry['state'])}
                 for index, entry in enumerate(self._readers) if entry['state'] != READER_FREE]
 
@@ -381,7 +381,7 @@ class SlotPool(_Mapping):
         return sequence
 
     def all_released(self) -> bool:
-        """True when every live reader has released every published slot (for a clean exit)."""
+        """Tell whether every live reader released every published slot (for a clean exit)."""
         return all(not self._readers_behind(slot, int(self._seq[slot]))[0]
                    for slot in range(self.slot_count) if self._seq[slot])
 
@@ -527,7 +527,7 @@ class AttachedSegment(_Mapping):
 
     @property
     def registered(self) -> bool:
-        """True while this process holds an active reader entry."""
+        """Tell whether this process holds an active reader entry."""
         if self._reader_index is None:
             return False
         entry = self._readers[self._reader_index]
@@ -535,7 +535,7 @@ class AttachedSegment(_Mapping):
 
     @property
     def evicted(self) -> bool:
-        """True when this reader registered once and the producer has since evicted it."""
+        """Tell whether this reader registered once and the producer has since evicted it."""
         return self._reader_index is not None and not self.registered
 
     def release(self, slot: int, sequence: int) -> bool:

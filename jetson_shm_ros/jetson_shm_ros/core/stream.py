@@ -102,7 +102,7 @@ class FrameProducer:
             cuda_event_handle=event_handle, stamp_ns=stamp_ns, frame_id=frame_id)
 
     def all_released(self) -> bool:
-        """True when no live reader still holds a published frame."""
+        """Tell whether no live reader still holds a published frame."""
         return self.pool.all_released()
 
     def close(self) -> None:
@@ -117,7 +117,8 @@ class FrameProducer:
 class FrameConsumer:
     """Validates descriptors, maps segments once, verifies, releases, and counts."""
 
-    def __init__(self, backend=None, process: Optional[Callable[[object, Descriptor], None]] = None,
+    def __init__(self, backend=None,
+                 process: Optional[Callable[[object, Descriptor], None]] = None,
                  allow_group_access: bool = False):
         """
         Prepare an empty consumer.
@@ -130,8 +131,8 @@ class FrameConsumer:
         self.backend = backend or CpuBackend()
         self.process = process
         self.allow_group_access = allow_group_access
-        self.counts: Counter = Counter({key: 0 for key in
-                                        ('received', VERIFIED, UNVERIFIED, DROPPED, INVALID)})
+        self.counts: Counter = Counter(
+            dict.fromkeys(('received', VERIFIED, UNVERIFIED, DROPPED, INVALID), 0))
         self.invalid_reasons: Counter = Counter()
         self.drop_reasons: Counter = Counter()
         self.evictions = 0
@@ -168,7 +169,7 @@ class FrameConsumer:
         current = segment.sequence(desc.slot)
         if current < desc.sequence:
             return self._invalid(desc, 'sequence_ahead', f'slot {desc.slot} holds sequence '
-                                 f'{current}, older than the descriptor\'s {desc.sequence}')
+                                 f'{current}, older than the descriptor sequence {desc.sequence}')
         if current != desc.sequence:
             return self._drop('overwritten_before_read')
         checksum = self.backend.checksum(segment, desc.offset, desc.nbytes) \

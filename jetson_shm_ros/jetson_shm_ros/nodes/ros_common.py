@@ -1,0 +1,148 @@
+"""What both nodes share: message conversion, the descriptor QoS, logging, and main()."""
+
+import logging
+import signal
+import sys
+from typing import Callable
+
+from jetson_shm_ros.core.descriptor import Descriptor
+from jetson_shm_ros_interfaces.msg import DataDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import get_rmw_implementation_identifier
+
+DEFAULT_TOPIC = 'jetson_shm/descriptors'
+
+
+def descriptor_qos(depth: int) -> QoSProfile:
+    """
+    Build the QoS of the descriptor topic.
+
+    Reliable so no frame is lost in transit, keep-last with a depth of the slot count (more
+    descriptors than slots can never be valid at once), volatile so a late joiner starts with
+    the next frame instead of a burst of stale ones.
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def describe_qos(qos: QoSProfile) -> str:
+    """Return e.g. 'reliable, keep_last(4), volatile' for the start-up log line."""
+    return (f'{qos.reliability.name.lower()}, {qos.history.name.lower()}({qos.depth}), '
+            f'{qos.durability.name.lower()}')
+
+
+def rmw_name() -> str:
+    """Return the RMW implementation this process runs on."""
+    return get_rmw_implementation_identifier()
+
+
+def to_msg(desc: Descriptor) -> DataDescriptor:
+    """Convert a core descriptor into the ROS message."""
+    msg = DataDescriptor()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(desc.stamp_ns, 1_000_000_000)
+    msg.header.frame_id = desc.frame_id
+    msg.shm_name = desc.shm_name
+    msg.incarnation = desc.incarnation
+    msg.slot = desc.slot
+    msg.sequence = desc.sequence
+    msg.offset = desc.offset
+    msg.nbytes = desc.nbytes
+    msg.dtype = desc.dtype
+    msg.shape = list(desc.shape)
+    msg.checksum = desc.checksum
+    msg.checksum_valid = desc.checksum_valid
+    msg.memory_kind = desc.memory_kind
+    msg.cuda_ipc_handle = bytes(desc.cuda_ipc_handle)
+    msg.cuda_event_handle = bytes(desc.cuda_event_handle)
+    return msg
+
+
+def from_msg(msg: DataDescriptor) -> Descriptor:
+    """Convert a received ROS message into a core descriptor (validated later)."""
+    return Descriptor(
+        shm_name=msg.shm_name, incarnation=msg.incarnation, slot=msg.slot,
+        sequence=msg.sequence, offset=msg.offset, nbytes=msg.nbytes, dtype=msg.dtype,
+        shape=list(msg.shape), checksum=msg.checksum, checksum_valid=msg.checksum_valid,
+        memory_kind=msg.memory_kind, cuda_ipc_handle=bytes(msg.cuda_ipc_handle),
+        cuda_event_handle=bytes(msg.cuda_event_handle),
+        stamp_ns=msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
+        frame_id=msg.header.frame_id)
+
+
+class RosLogHandler(logging.Handler):
+    """Forward the ROS-free core library's `logging` records to a node's logger."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self._logger = node.get_logger()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send one record at the matching ROS severity."""
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            self._logger.error(message)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(message)
+        elif record.levelno >= logging.INFO:
+            self._logger.info(message)
+        else:
+            self._logger.debug(message)
+
+
+def route_core_logs(node: Node) -> RosLogHandler:
+    """Send jetson_shm_ros.* log records to `node`'s logger; return the handler to remove."""
+    handler = RosLogHandler(node)
+    core_logger = logging.getLogger('jetson_shm_ros')
+    core_logger.addHandler(handler)
+    core_logger.setLevel(logging.DEBUG)
+    core_logger.propagate = False
+    return handler
+
+
+def unroute_core_logs(handler: RosLogHandler) -> None:
+    """Undo route_core_logs()."""
+    logging.getLogger('jetson_shm_ros').removeHandler(handler)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_node(make_node: Callable[[], Node], args=None) -> int:
+    """
+    Init rclpy, spin the node until it is finished or interrupted, and always clean up.
+
+    SIGTERM is handled like Ctrl-C so that `kill` and launch shutdowns also unlink segments.
+
+    :return: the node's exit code (node.exit_code, 0 when it has none)
+    """
+    rclpy.init(args=args)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    node = None
+    exit_code = 0
+    try:
+        node = make_node()
+        while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except KeyboardInterrupt:
+        pass
+    except ExternalShutdownException:
+        exit_code = 1
+    except Exception as error:  # start-up errors: one clear line, not a traceback
+        if node is None:
+            print(f'[FATAL] {error}', file=sys.stderr)
+            exit_code = 2
+        else:
+            raise
+    finally:
+        if node is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish cleaning up first
+            node.shutdown()
+            exit_code = exit_code or node.exit_code
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return exit_code

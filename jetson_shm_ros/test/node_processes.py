@@ -1,0 +1,110 @@
+"""Run the installed node executables as separate processes, the way `ros2 run` does."""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from ament_index_python.packages import get_package_prefix
+
+PACKAGE = 'jetson_shm_ros'
+START_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 120.0
+_SUMMARY = re.compile(r'summary: (.*)')
+
+
+def executable(name: str) -> str:
+    """Return <prefix>/lib/jetson_shm_ros/<name>: exactly the file `ros2 run` executes."""
+    path = os.path.join(get_package_prefix(PACKAGE), 'lib', PACKAGE, name)
+    assert os.access(path, os.X_OK), f'{path} is not an installed executable'
+    return path
+
+
+def isolated_env(**extra: str) -> Dict[str, str]:
+    """Environment with a random ROS_DOMAIN_ID so parallel tests never hear each other."""
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randrange(100, 200))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(extra)
+    return env
+
+
+def ros_args(params: Dict[str, object]) -> List[str]:
+    """Turn {'frames': 10, 'shape': [2, 3]} into --ros-args -p frames:=10 -p shape:=[2,3]."""
+    args = ['--ros-args']
+    for key, value in params.items():
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, (list, tuple)):
+            text = '[' + ','.join(str(item) for item in value) + ']'
+        else:
+            text = str(value)
+        args += ['-p', f'{key}:={text}']
+    return args
+
+
+class NodeProcess:
+    """One node executable running in its own process, its output kept in a file."""
+
+    def __init__(self, name: str, params: Dict[str, object], env: Dict[str, str]):
+        self.name = name
+        self._log = tempfile.TemporaryFile(mode='w+')
+        self.popen = subprocess.Popen([executable(name)] + ros_args(params), env=env,
+                                      stdout=self._log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        self._log.seek(0)
+        return self._log.read()
+
+    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT_S) -> re.Match:
+        """Poll the output until `pattern` appears; fail with the output otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output())
+            if match:
+                return match
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f'{self.name}: no {pattern!r} within {timeout} s; '
+                             f'output:\n{self.output()}')
+
+    def finish(self, timeout: float = RUN_TIMEOUT_S) -> int:
+        """Wait for a normal exit (kill on timeout and fail)."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f'{self.name} did not finish in {timeout} s; '
+                                 f'output:\n{self.output()}')
+
+    def interrupt(self, signum: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """Send a signal and wait for the process to clean up and exit."""
+        self.popen.send_signal(signum)
+        return self.finish(timeout)
+
+    def stop(self) -> None:
+        """Make sure the process is gone (test teardown)."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+def summary(text: str) -> Optional[Dict[str, int]]:
+    """Parse the consumer's last 'summary: received=N verified=N ...' line."""
+    lines = _SUMMARY.findall(text)
+    if not lines:
+        return None
+    return {key: int(value) for key, value in re.findall(r'(\w+)=(\d+)', lines[-1])}
