@@ -74,6 +74,9 @@ def test_signals_unlink_the_segment_and_print_the_summary(nodes, shm_name, signu
     assert consumer.interrupt(signum) == 0, consumer.output()
     counts = summary(consumer.output())
     assert counts is not None and counts['verified'] > 0 and counts['invalid'] == 0, counts
+    for node in (producer, consumer):
+        # Cleanup runs before the context goes away: no errors from late logging or waiting.
+        assert 'Traceback' not in node.output() and 'context is invalid' not in node.output()
 
 
 def test_restart_after_sigkill_removes_the_stale_segment(nodes, shm_name):

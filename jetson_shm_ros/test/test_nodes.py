@@ -31,7 +31,8 @@ def _overrides(**values):
 
 
 def _make(node_class, context, namespace='', **params):
-    return node_class(context=context, namespace=namespace, parameter_overrides=_overrides(**params))
+    return node_class(context=context, namespace=namespace,
+                      parameter_overrides=_overrides(**params))
 
 
 def test_every_parameter_is_declared_with_a_description(context, shm_name):

@@ -116,11 +116,14 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     """
     Init rclpy, spin the node until it is finished or interrupted, and always clean up.
 
-    SIGTERM is handled like Ctrl-C so that `kill` and launch shutdowns also unlink segments.
+    Ctrl-C and SIGTERM (kill, launch shutdowns) both raise KeyboardInterrupt here instead of
+    letting rclpy's handler shut the context down first: cleanup then still has a working
+    context to wait for acknowledgements and to log the summary.
 
     :return: the node's exit code (node.exit_code, 0 when it has none)
     """
     rclpy.init(args=args)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     node = None
     exit_code = 0
@@ -140,7 +143,9 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
             raise
     finally:
         if node is not None:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish cleaning up first
+            # A second Ctrl-C must not cut the cleanup short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             node.shutdown()
             exit_code = exit_code or node.exit_code
             node.destroy_node()
