@@ -79,6 +79,13 @@ def test_out_of_range_parameters_are_refused(context, shm_name, param, value):
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
+def _tear_down(executor, *nodes):
+    executor.shutdown()
+    for node in nodes:
+        node.shutdown()
+        node.destroy_node()
+
+
 def _spin_until(executor, condition):
     deadline = time.monotonic() + SPIN_TIMEOUT_S
     while not condition() and time.monotonic() < deadline:
@@ -99,11 +106,7 @@ def test_producer_to_consumer_in_one_executor(context, shm_name):
         counts = consumer._stream.counts
         assert counts['verified'] == frames and counts['invalid'] == 0, counts
     finally:
-        executor.shutdown()
-        producer.shutdown()
-        producer.destroy_node()
-        consumer.shutdown()
-        consumer.destroy_node()
+        _tear_down(executor, producer, consumer)
     assert consumer.exit_code == 0
     assert not os.path.exists(SHM_DIR + shm_name)
 
@@ -130,10 +133,6 @@ def test_consumer_survives_hostile_descriptors(context, shm_name):
         before = consumer._stream.counts['verified']
         assert _spin_until(executor, lambda: consumer._stream.counts['verified'] > before + 2)
     finally:
-        executor.shutdown()
-        producer.shutdown()
-        producer.destroy_node()
-        consumer.shutdown()
-        consumer.destroy_node()
+        _tear_down(executor, producer, consumer)
     assert consumer.exit_code == 1, 'invalid input makes the exit status say so'
     assert not os.path.exists(SHM_DIR + shm_name)

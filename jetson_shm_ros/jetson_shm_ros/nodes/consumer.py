@@ -6,15 +6,11 @@ from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
 from jetson_shm_ros.core.stream import FrameConsumer
 from jetson_shm_ros.nodes.ros_common import (
     DEFAULT_TOPIC, describe_qos, descriptor_qos, from_msg, rmw_name, route_core_logs, run_node,
-    unroute_core_logs)
+    startup_parameter, unroute_core_logs)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
-
-
-def _describe(text: str, **kwargs) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text, read_only=True, **kwargs)
 
 
 class ConsumerNode(Node):
@@ -48,24 +44,24 @@ class ConsumerNode(Node):
 
     def _declare_parameters(self) -> None:
         positive = FloatingPointRange(from_value=0.001, to_value=100000.0, step=0.0)
-        self.declare_parameter('topic', DEFAULT_TOPIC, _describe('Descriptor topic'))
-        self.declare_parameter('frames', 0, _describe(
+        self.declare_parameter('topic', DEFAULT_TOPIC, startup_parameter('Descriptor topic'))
+        self.declare_parameter('frames', 0, startup_parameter(
             'Descriptors to handle before exiting; 0 = endless', integer_range=[
                 IntegerRange(from_value=0, to_value=2**62, step=1)]))
-        self.declare_parameter('idle_timeout_s', 0.0, _describe(
+        self.declare_parameter('idle_timeout_s', 0.0, startup_parameter(
             'Exit when no descriptor arrived for this long after the first one; 0 = never',
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=100000.0,
                                                      step=0.0)]))
-        self.declare_parameter('queue_depth', 16, _describe(
+        self.declare_parameter('queue_depth', 16, startup_parameter(
             "Descriptor queue depth; keep it at least the producer's slot count",
             integer_range=[IntegerRange(from_value=1, to_value=1024, step=1)]))
-        self.declare_parameter('backend', 'auto', _describe(f'One of {list(BACKENDS)}'))
-        self.declare_parameter('mode', 'zero_copy', _describe(
+        self.declare_parameter('backend', 'auto', startup_parameter(f'One of {list(BACKENDS)}'))
+        self.declare_parameter('mode', 'zero_copy', startup_parameter(
             f'zero_copy: compute on the mapped slot; copy: copy it to device memory first. '
             f'One of {list(MODES)}'))
-        self.declare_parameter('allow_group_access', False, _describe(
+        self.declare_parameter('allow_group_access', False, startup_parameter(
             "Accept segments that the owner's group may write (default: owner only)"))
-        self.declare_parameter('status_period_s', 5.0, _describe(
+        self.declare_parameter('status_period_s', 5.0, startup_parameter(
             'Seconds between status log lines', floating_point_range=[positive]))
 
     def _on_descriptor(self, msg: DataDescriptor) -> None:

@@ -6,17 +6,13 @@ from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
 from jetson_shm_ros.core.pool import POLICIES
 from jetson_shm_ros.core.stream import FrameProducer
 from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, descriptor_qos, rmw_name, route_core_logs, run_node, to_msg,
-    unroute_core_logs)
+    DEFAULT_TOPIC, describe_qos, descriptor_qos, rmw_name, route_core_logs, run_node,
+    startup_parameter, to_msg, unroute_core_logs)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
-
-
-def _describe(text: str, **kwargs) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text, read_only=True, **kwargs)
 
 
 class ProducerNode(Node):
@@ -61,37 +57,40 @@ class ProducerNode(Node):
 
     def _declare_parameters(self) -> None:
         positive = FloatingPointRange(from_value=0.001, to_value=100000.0, step=0.0)
-        self.declare_parameter('topic', DEFAULT_TOPIC, _describe(
+        self.declare_parameter('topic', DEFAULT_TOPIC, startup_parameter(
             'Descriptor topic (relative names follow the node namespace; remapping works too)'))
-        self.declare_parameter('shm_name', '', _describe(
+        self.declare_parameter('shm_name', '', startup_parameter(
             'POSIX shared-memory name, e.g. /jetson_shm_ros.camera; empty: derived from the '
             'node name'))
-        self.declare_parameter('slots', 4, _describe(
+        self.declare_parameter('slots', 4, startup_parameter(
             'Slots in the segment = frames in flight', integer_range=[
                 IntegerRange(from_value=1, to_value=1024, step=1)]))
-        self.declare_parameter('dtype', 'uint8', _describe('Element type, e.g. uint8, float32'))
-        self.declare_parameter('shape', [1080, 1920, 3], _describe('Frame shape in elements'))
-        self.declare_parameter('rate_hz', 30.0, _describe(
+        self.declare_parameter('dtype', 'uint8', startup_parameter(
+            'Element type, e.g. uint8, float32'))
+        self.declare_parameter('shape', [1080, 1920, 3], startup_parameter(
+            'Frame shape in elements'))
+        self.declare_parameter('rate_hz', 30.0, startup_parameter(
             'Frames per second', floating_point_range=[positive]))
-        self.declare_parameter('frames', 0, _describe(
+        self.declare_parameter('frames', 0, startup_parameter(
             'Frames to send before exiting; 0 = endless', integer_range=[
                 IntegerRange(from_value=0, to_value=2**62, step=1)]))
-        self.declare_parameter('policy', 'latest', _describe(
+        self.declare_parameter('policy', 'latest', startup_parameter(
             'latest: never block, slow consumers drop frames; reliable: reuse a slot only '
             f'after every consumer released it. One of {list(POLICIES)}'))
-        self.declare_parameter('checksum', True, _describe(
+        self.declare_parameter('checksum', True, startup_parameter(
             'Publish the payload checksum so consumers can verify every byte'))
-        self.declare_parameter('backend', 'auto', _describe(f'One of {list(BACKENDS)}'))
-        self.declare_parameter('mode', 'zero_copy', _describe(f'One of {list(MODES)}'))
-        self.declare_parameter('wait_for_consumers', 0, _describe(
+        self.declare_parameter('backend', 'auto', startup_parameter(f'One of {list(BACKENDS)}'))
+        self.declare_parameter('mode', 'zero_copy', startup_parameter(f'One of {list(MODES)}'))
+        self.declare_parameter('wait_for_consumers', 0, startup_parameter(
             'Do not publish before this many subscriptions matched; reliable policy: also '
             'wait for this many consumers before reusing a slot', integer_range=[
                 IntegerRange(from_value=0, to_value=16, step=1)]))
-        self.declare_parameter('release_timeout_s', 1.0, _describe(
+        self.declare_parameter('release_timeout_s', 1.0, startup_parameter(
             'Reliable policy: longest wait for a consumer to release a slot before it is '
             'evicted (logged)', floating_point_range=[positive]))
-        self.declare_parameter('frame_id', '', _describe('header.frame_id of every descriptor'))
-        self.declare_parameter('status_period_s', 5.0, _describe(
+        self.declare_parameter('frame_id', '', startup_parameter(
+            'header.frame_id of every descriptor'))
+        self.declare_parameter('status_period_s', 5.0, startup_parameter(
             'Seconds between status log lines', floating_point_range=[positive]))
 
     def _param(self, name: str):

@@ -7,6 +7,7 @@ from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor
 from jetson_shm_ros_interfaces.msg import DataDescriptor
+from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -27,6 +28,11 @@ def descriptor_qos(depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def startup_parameter(description: str, **ranges) -> ParameterDescriptor:
+    """Describe a parameter that is read once at start-up (so it is read-only)."""
+    return ParameterDescriptor(description=description, read_only=True, **ranges)
 
 
 def describe_qos(qos: QoSProfile) -> str:
