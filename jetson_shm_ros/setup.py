@@ -1,15 +1,46 @@
 from glob import glob
 import os
+import shutil
+import tempfile
 
 from setuptools import find_packages
 from setuptools import setup
 
 package_name = 'jetson_shm_ros'
 
+# The ROS-free Cyclone DDS peer (jetson_shm_ros.dds) derives its DDS type from
+# DataDescriptor.msg at run time, where no ROS package may be installed: ship a copy of the
+# interface package's file beside it (git-ignored; jetson_shm_ros/dds/idl.py falls back to the
+# sibling source file in a source checkout).
+HERE = os.path.dirname(os.path.abspath(__file__))
+MSG_SOURCE = os.path.join(HERE, '..', 'jetson_shm_ros_interfaces', 'msg', 'DataDescriptor.msg')
+MSG_COPY = os.path.join(HERE, package_name, 'dds', 'DataDescriptor.msg')
+
+
+def copy_msg() -> None:
+    """Refresh the packaged copy of DataDescriptor.msg (atomically: builds may run in parallel)."""
+    if not os.path.isfile(MSG_SOURCE):
+        return  # an sdist or a copy of this package alone: keep the copy it carries
+    with open(MSG_SOURCE, 'rb') as source:
+        text = source.read()
+    if os.path.isfile(MSG_COPY):
+        with open(MSG_COPY, 'rb') as copy:
+            if copy.read() == text:
+                return
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(MSG_COPY), suffix='.tmp')
+    with os.fdopen(handle, 'wb') as copy:
+        copy.write(text)
+    os.chmod(temporary, 0o644)
+    shutil.move(temporary, MSG_COPY)
+
+
+copy_msg()
+
 setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    package_data={package_name + '.dds': ['DataDescriptor.msg']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
