@@ -177,6 +177,8 @@ class FrameConsumer:
         if self.process is not None:
             self.process(self.backend.array(segment, desc.offset, desc.nbytes, desc.dtype,
                                             desc.shape), desc)
+            # GPU work process() queued must be done before the check below vouches for it.
+            self.backend.synchronize()
         # Sequence lock: if the producer touched the slot meanwhile, what we read may be torn.
         if segment.sequence(desc.slot) != desc.sequence:
             return self._drop('overwritten_while_reading')

@@ -1,0 +1,536 @@
+"""
+GPU backends on a real GPU: kernels agree with the CPU byte for byte, across processes.
+
+Every GPU test is skipped, with the reason, where CuPy or a CUDA device is missing; the
+CPU-fallback tests at the end run there instead (and are skipped where a GPU is present).
+Random payloads come from a fresh seed each run (printed on failure); buffers a kernel must
+fill are poisoned first, so a kernel that does nothing cannot pass.
+"""
+
+import gc
+import logging
+import multiprocessing
+import os
+import queue
+import secrets
+import time
+import traceback
+
+from jetson_shm_ros.core.backend import BackendUnavailable, CpuBackend, select_backend
+from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
+from jetson_shm_ros.core.payload import (
+    checksum_words, expected_pattern_checksum, fill_pattern, pattern_words)
+from jetson_shm_ros.core.pool import SHM_DIR
+from jetson_shm_ros.core.stream import (
+    DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
+import numpy as np
+import pytest
+
+
+def _probe_gpu():
+    try:
+        import cupy
+    except ImportError as error:
+        return None, f'CuPy is not installed ({error})'
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # no driver, no device
+        return None, f'no usable CUDA device ({error})'
+    if count < 1:
+        return None, 'no CUDA device'
+    return cupy, ''
+
+
+cupy, NO_GPU_REASON = _probe_gpu()
+needs_gpu = pytest.mark.skipif(
+    cupy is None, reason=f'GPU tests need CuPy and a CUDA GPU: {NO_GPU_REASON}')
+no_gpu_only = pytest.mark.skipif(
+    cupy is not None, reason='a GPU is present, so the CPU fallback is not taken')
+
+GPU_BACKENDS = ['pinned', 'cuda_ipc']
+MODES = ['zero_copy', 'copy']
+TIMEOUT_S = 120
+POISON = 0xA5
+
+
+def _gpu(name='pinned', mode='zero_copy', **kwargs):
+    from jetson_shm_ros.core import gpu
+    return gpu.make_backend(name, mode, **kwargs)
+
+
+def _live():
+    from jetson_shm_ros.core import gpu
+    return gpu.live_resources()
+
+
+def _open_fds() -> int:
+    return len(os.listdir('/proc/self/fd'))
+
+
+def _seed() -> int:
+    seed = secrets.randbits(63)
+    print(f'random seed {seed}')
+    return seed
+
+
+def _expected_bytes(nbytes: int, frame: int) -> np.ndarray:
+    buf = np.empty(nbytes, dtype=np.uint8)
+    fill_pattern(buf, frame, pattern_words(nbytes // 4))
+    return buf
+
+
+# --- kernels against the CPU reference -------------------------------------------------------
+
+KERNEL_SIZES = [1, 2, 3, 4, 5, 7, 15, 16, 17, 31, 33, 63, 4095, 4096, 4099, (1 << 20) + 13,
+                (8 << 20) + 4]
+
+
+@needs_gpu
+def test_kernels_match_the_cpu_for_every_size_and_alignment():
+    backend = _gpu('pinned')
+    rng = np.random.default_rng(_seed())
+    kernels, stream = backend.kernels, backend.stream
+    scratch = kernels.make_scratch()
+    try:
+        for nbytes in KERNEL_SIZES:
+            for shift in (0, 1, 4, 12):  # 0: 16-byte kernels; others: the byte-wise ones
+                buf = cupy.full(nbytes + 32, POISON, dtype=cupy.uint8)
+                address = buf.data.ptr + shift
+                frame = int(rng.integers(0, 1 << 40))
+                cupy.cuda.Device().synchronize()
+                kernels.fill_async(address, nbytes, frame, stream)
+                stream.synchronize()
+                host = buf.get()
+                inside, end = host[shift:shift + nbytes], shift + nbytes
+                assert np.array_equal(inside, _expected_bytes(nbytes, frame)), \
+                    f'fill of {nbytes} B at +{shift}, frame {frame}'
+                assert (host[:shift] == POISON).all() and (host[end:] == POISON).all(), \
+                    f'fill of {nbytes} B at +{shift} wrote outside its range'
+
+                data = rng.integers(0, 256, nbytes, dtype=np.uint8)
+                if nbytes == KERNEL_SIZES[-1]:
+                    data[:] = 0xFF  # the largest words: carries well past 32 bits
+                buf[shift:shift + nbytes].set(data)
+                scratch[0] = 12345  # poison the result
+                cupy.cuda.Device().synchronize()
+                kernels.checksum_async(address, nbytes, scratch, stream)
+                stream.synchronize()
+                assert int(scratch[0]) == checksum_words(data), \
+                    f'checksum of {nbytes} B at +{shift}'
+                assert int(scratch[1]) == 0, 'the block counter is reset for the next launch'
+    finally:
+        backend.close()
+
+
+# --- one process: the backend contract -------------------------------------------------------
+
+CONTRACT_CASES = [('pinned', 'zero_copy', 'auto'), ('pinned', 'zero_copy', 'device'),
+                  ('pinned', 'copy', 'auto'), ('cuda_ipc', 'zero_copy', 'auto'),
+                  ('cuda_ipc', 'copy', 'auto')]
+
+
+@needs_gpu
+@pytest.mark.parametrize('name,mode,pointer', CONTRACT_CASES)
+def test_backend_contract_in_one_process(shm_name, name, mode, pointer):
+    producer = FrameProducer(shm_name, 3, '<u2', [3, 1021],
+                             backend=_gpu(name, mode, pointer=pointer))
+    consumer = FrameConsumer(_gpu(name, mode, pointer=pointer))
+    seen = []
+
+    def process(array, desc):
+        interface = array.__cuda_array_interface__
+        seen.append((type(array).__module__.split('.')[0], array.dtype.str, array.shape,
+                     interface['data'][0], int(array.view(cupy.uint16)[0, 0])))
+
+    consumer.process = process
+    try:
+        backend = producer.backend
+        assert backend.name == name and backend.mode == mode
+        assert backend.memory_kind == (MEMORY_HOST_SHM if name == 'pinned' else MEMORY_CUDA_IPC)
+        assert 'cc ' in backend.device and backend.pointer_source in (
+            'host pointer', 'cudaHostGetDevicePointer')
+        if pointer == 'device':
+            assert backend.pointer_source == 'cudaHostGetDevicePointer'
+        for frame in range(6):
+            desc = producer.try_write_pattern()
+            assert desc.checksum == expected_pattern_checksum(producer.nbytes, frame)
+            assert desc.memory_kind == backend.memory_kind
+            assert len(desc.cuda_ipc_handle) == (64 if name == 'cuda_ipc' else 0)
+            assert consumer.handle(desc) == VERIFIED, consumer.summary()
+        module, dtype, shape, address, first = seen[-1]
+        assert (module, dtype, shape) == ('cupy', '<u2', (3, 1021))
+        assert first == int(_expected_bytes(4, 5).view('<u2')[0])
+        slot_address = producer.backend.device_address(producer.pool, desc.offset, desc.nbytes)
+        if mode == 'zero_copy' and name == 'pinned':
+            # The consumer's own mapping of the same slot: a different host address, pinned.
+            assert address != slot_address
+        if mode == 'zero_copy' and name == 'cuda_ipc':
+            assert address == slot_address, 'same process: the exported allocation itself'
+        assert consumer.summary().startswith('received=6 verified=6 dropped=0 invalid=0')
+    finally:
+        consumer.close()
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_a_writer_without_the_sequence_lock_is_caught_by_the_gpu_checksum(shm_name, name):
+    producer = FrameProducer(shm_name, 2, 'uint8', [1 << 16], backend=_gpu(name))
+    consumer = FrameConsumer(_gpu(name))
+    try:
+        desc = producer.try_write_pattern()
+        backend = producer.backend
+        address = backend.device_address(producer.pool, desc.offset, desc.nbytes)
+        backend.kernels.scribble_async(address, desc.nbytes, 0.0, backend.stream)  # no seqlock
+        backend.synchronize()
+        assert consumer.handle(desc) == INVALID
+        assert consumer.invalid_reasons['checksum_mismatch'] == 1
+        assert consumer.counts[VERIFIED] == 0
+    finally:
+        consumer.close()
+        producer.close()
+
+
+# --- two processes: GPU writer in one, GPU reader in the other --------------------------------
+
+def _consumer_child(name, mode, descriptors, results, frames):
+    """Spawned consumer: verify with its own GPU backend and digest what process() saw."""
+    try:
+        import cupy as cp
+        from jetson_shm_ros.core import gpu
+        consumer = FrameConsumer(gpu.make_backend(name, mode))
+        digests = {}
+        out = None
+
+        def process(array, desc):
+            nonlocal out
+            if out is None or out.size < desc.nbytes:
+                out = cp.empty(desc.nbytes, dtype=cp.uint8)
+            out.fill(POISON)  # a copy that did nothing cannot pass
+            out[:desc.nbytes] = array.reshape(-1).view(cp.uint8)
+            digests[desc.sequence] = checksum_words(out[:desc.nbytes].get())
+
+        consumer.process = process
+        try:
+            statuses = [consumer.handle(descriptors.get(timeout=TIMEOUT_S))
+                        for _ in range(frames)]
+            report = {'counts': dict(consumer.counts), 'statuses': statuses,
+                      'drop_reasons': dict(consumer.drop_reasons),
+                      'invalid_reasons': dict(consumer.invalid_reasons),
+                      'digests': digests, 'resources': gpu.live_resources()}
+        finally:
+            consumer.close()
+        gc.collect()
+        report['resources_after_close'] = gpu.live_resources()
+        results.put(report)
+    except BaseException:
+        results.put({'error': traceback.format_exc()})
+
+
+def _receive(channel, child):
+    """Next message from a spawned child; fail at once if it died without sending one."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            return channel.get(timeout=0.5)
+        except queue.Empty:
+            if not child.is_alive():
+                try:
+                    return channel.get(timeout=1.0)
+                except queue.Empty:
+                    pytest.fail(f'child process exited with code {child.exitcode}, no message')
+            if time.monotonic() > deadline:
+                pytest.fail(f'no message from the child process within {TIMEOUT_S} s')
+
+
+def _write_until_accepted(attempt):
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        desc = attempt()
+        if desc is not None:
+            return desc
+        assert time.monotonic() < deadline, 'the consumer never released a slot'
+        time.sleep(0.0005)
+
+
+@needs_gpu
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_two_processes_gpu_writer_and_gpu_reader_agree(shm_name, name, mode):
+    frames = 24
+    rng = np.random.default_rng(_seed())
+    ctx = multiprocessing.get_context('spawn')
+    descriptors, results = ctx.Queue(), ctx.Queue()
+    child = ctx.Process(target=_consumer_child, args=(name, mode, descriptors, results, frames))
+    child.start()
+    producer = FrameProducer(shm_name, 3, 'uint8', [509, 1031], policy='reliable',
+                             backend=_gpu(name, mode), required_readers=1,
+                             release_timeout_s=TIMEOUT_S)
+    expected = {}
+    try:
+        for sent in range(frames):
+            if sent % 2:
+                # A user writer: fresh random bytes, written with CuPy into the slot's array.
+                data = rng.integers(0, 256, producer.nbytes, dtype=np.uint8)
+                source = cupy.asarray(data).reshape(producer.shape)
+                want = checksum_words(data)
+
+                def attempt(source=source):
+                    return producer.try_write(lambda array: array.__setitem__(Ellipsis, source))
+            else:
+                want = expected_pattern_checksum(producer.nbytes, producer.frames_published)
+                attempt = producer.try_write_pattern
+            desc = _write_until_accepted(attempt)
+            assert desc.checksum == want, f'producer GPU checksum of frame {sent}'
+            expected[desc.sequence] = want
+            descriptors.put(desc)
+        report = _receive(results, child)
+        child.join(TIMEOUT_S)
+    finally:
+        producer.close()
+        if child.is_alive():
+            child.kill()
+    assert 'error' not in report, report.get('error')
+    counts = report['counts']
+    assert counts[VERIFIED] == frames, report
+    assert counts[INVALID] == 0 and counts[DROPPED] == 0, report
+    assert report['digests'] == expected, 'what process() saw differs from what was written'
+    resources = report['resources']
+    if name == 'pinned':
+        assert resources['host_registrations'] == 1, resources
+    else:
+        assert (resources['ipc_mem_opened'], resources['ipc_events_opened']) == (1, 1), resources
+    assert not any(report['resources_after_close'].values()), report['resources_after_close']
+    assert child.exitcode == 0
+    assert not os.path.exists(SHM_DIR + shm_name)
+
+
+# --- torn writes: a kernel in another process still writing the slot --------------------------
+
+def _scribbling_producer(name, shm_name, commands, replies):
+    """Spawned producer: publish one frame, then on request let a kernel rewrite its slot."""
+    producer = None
+    try:
+        from jetson_shm_ros.core import gpu
+        producer = FrameProducer(shm_name, 2, 'uint8', [1 << 20], policy='latest',
+                                 backend=gpu.make_backend(name))
+        desc = producer.try_write_pattern()
+        replies.put(desc)
+        backend, pool = producer.backend, producer.pool
+        address = backend.device_address(pool, desc.offset, desc.nbytes)
+        while commands.get(timeout=TIMEOUT_S) == 'scribble':
+            pool.begin_write(desc.slot)  # a writer owns the slot again (odd sequence) ...
+            backend.kernels.scribble_async(address, desc.nbytes, 0.5, backend.stream)
+            replies.put('scribbling')  # ... and its kernel is writing it right now
+            backend.synchronize()
+            pool.end_write(desc.slot)
+            replies.put('done')
+    except BaseException:
+        replies.put({'error': traceback.format_exc()})
+    finally:
+        if producer is not None:
+            producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_reads_overlapping_a_kernel_still_writing_are_dropped_never_verified(shm_name, name):
+    ctx = multiprocessing.get_context('spawn')
+    commands, replies = ctx.Queue(), ctx.Queue()
+    child = ctx.Process(target=_scribbling_producer, args=(name, shm_name, commands, replies))
+    child.start()
+    consumer = FrameConsumer(_gpu(name))
+    seen = {}
+    try:
+        desc = _receive(replies, child)
+        assert not isinstance(desc, dict), desc.get('error')
+
+        def process(array, _):
+            commands.put('scribble')
+            reply = _receive(replies, child)
+            assert reply == 'scribbling', reply
+            # Read the slot while the other process's kernel rewrites it.
+            seen['sum'] = int(array.astype(cupy.uint64).sum())
+
+        consumer.process = process
+        assert consumer.handle(desc) == DROPPED, consumer.summary()
+        assert consumer.drop_reasons['overwritten_while_reading'] == 1
+        assert _receive(replies, child) == 'done'
+        consumer.process = None
+        assert consumer.handle(desc) == DROPPED, 'the slot holds a newer write now'
+        assert consumer.drop_reasons['overwritten_before_read'] == 1
+        assert consumer.counts[VERIFIED] == 0 and consumer.counts[INVALID] == 0, \
+            consumer.summary()
+        assert 'sum' in seen
+        commands.put('stop')
+        child.join(TIMEOUT_S)
+        assert child.exitcode == 0
+    finally:
+        consumer.close()
+        if child.is_alive():
+            child.kill()
+
+
+def _bad_handle_child(good, results):
+    try:
+        from dataclasses import replace
+        from jetson_shm_ros.core import gpu
+        consumer = FrameConsumer(gpu.make_backend('cuda_ipc'))
+        try:
+            bad = replace(good, cuda_ipc_handle=bytes(range(64)))
+            statuses = [consumer.handle(bad), consumer.handle(good)]
+            results.put({'statuses': statuses, 'invalid_reasons': dict(consumer.invalid_reasons)})
+        finally:
+            consumer.close()
+    except BaseException:
+        results.put({'error': traceback.format_exc()})
+
+
+@needs_gpu
+def test_a_forged_ipc_handle_is_invalid_and_the_consumer_keeps_working(shm_name):
+    producer = FrameProducer(shm_name, 2, 'uint8', [4096], backend=_gpu('cuda_ipc'),
+                             policy='reliable', required_readers=1, release_timeout_s=TIMEOUT_S)
+    ctx = multiprocessing.get_context('spawn')
+    results = ctx.Queue()
+    try:
+        good = producer.try_write_pattern()
+        child = ctx.Process(target=_bad_handle_child, args=(good, results))
+        child.start()
+        report = _receive(results, child)
+        child.join(TIMEOUT_S)
+    finally:
+        producer.close()
+    assert 'error' not in report, report.get('error')
+    assert report['statuses'] == [INVALID, VERIFIED], report
+    assert report['invalid_reasons'] == {'bad_ipc_handle': 1}, report
+
+
+# --- many frames: nothing grows --------------------------------------------------------------
+
+def _snapshot():
+    gc.collect()
+    free, _ = cupy.cuda.runtime.memGetInfo()
+    return _open_fds(), _live(), free
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_many_frames_and_restarts_hold_no_growing_resources(shm_name, name):
+    baseline = _snapshot()
+    consumer = FrameConsumer(_gpu(name))
+    consumer.process = lambda array, desc: array.sum()  # arrays come and go every frame
+    producer = None
+    try:
+        for incarnation in range(4):
+            # A restarted producer: the consumer must forget the old segment and map the new.
+            if producer is not None:
+                producer.close()
+            producer = FrameProducer(shm_name, 4, 'uint8', [64 * 1024], backend=_gpu(name))
+            for _ in range(20):
+                assert consumer.handle(producer.try_write_pattern()) == VERIFIED
+            if incarnation == 0:
+                warm = _snapshot()
+        for _ in range(600):
+            assert consumer.handle(producer.try_write_pattern()) == VERIFIED
+        fds, live, free = _snapshot()
+        assert fds == warm[0], f'open file descriptors grew from {warm[0]} to {fds}'
+        assert live == warm[1], f'CUDA resources grew: {warm[1]} -> {live}'
+        assert abs(free - warm[2]) <= 4 << 20, f'free device memory {warm[2]} -> {free}'
+        kind = 'host_registrations' if name == 'pinned' else 'device_allocations'
+        assert live[kind] - baseline[1][kind] == (2 if name == 'pinned' else 1), live
+    finally:
+        consumer.close()
+        if producer is not None:
+            producer.close()
+    assert _snapshot()[1] == baseline[1], 'closing released every registration and handle'
+    assert consumer.counts[INVALID] == 0 and consumer.evictions == 0
+
+
+# --- DLPack: hand a slot to PyTorch without copying ------------------------------------------
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_dlpack_hands_slots_to_pytorch_without_a_copy(shm_name, name):
+    torch = pytest.importorskip('torch', reason='PyTorch is not installed')
+    if not torch.cuda.is_available():
+        pytest.skip('PyTorch sees no CUDA device')
+    producer = FrameProducer(shm_name, 2, '<i4', [256, 1024], backend=_gpu(name))
+    consumer = FrameConsumer(_gpu(name))
+    seen = {}
+    try:
+        values = torch.randint(-2**31, 2**31 - 1, (256, 1024), dtype=torch.int32, device='cuda')
+
+        def torch_writer(array):
+            tensor = torch.from_dlpack(array)
+            seen['writer'] = (tensor.data_ptr(), array.data.ptr)
+            tensor.copy_(values)  # PyTorch writes the slot itself
+
+        desc = producer.try_write(torch_writer)
+        expected = values.cpu().numpy()
+        assert desc.checksum == checksum_words(expected.reshape(-1).view(np.uint8))
+
+        def process(array, _):
+            tensor = torch.from_dlpack(array)
+            seen['reader'] = (tensor.data_ptr(), array.data.ptr,
+                              array.__cuda_array_interface__['data'][0], tensor.device.type)
+            seen['values'] = tensor.cpu().numpy()
+
+        consumer.process = process
+        assert consumer.handle(desc) == VERIFIED, consumer.summary()
+        assert seen['writer'][0] == seen['writer'][1], 'the writer got a copy, not the slot'
+        reader_ptr, array_ptr, interface_ptr, device = seen['reader']
+        assert reader_ptr == array_ptr == interface_ptr, 'the reader got a copy, not the slot'
+        assert np.array_equal(seen['values'], expected)
+        print(f'{name}: torch sees the slot as a {device} tensor at {reader_ptr:#x}')
+    finally:
+        consumer.close()
+        producer.close()
+
+
+@needs_gpu
+def test_auto_picks_by_gpu_kind_and_explicit_backends_are_built():
+    from jetson_shm_ros.core import gpu
+    info = gpu.DeviceInfo(cupy)
+    auto = select_backend('auto')
+    try:
+        assert auto.name == ('pinned' if info.integrated else 'cuda_ipc')
+        assert auto.device == info.description
+        print(f'auto -> {auto.name} on {auto.device}, pointer {auto.pointer_source}')
+    finally:
+        auto.close()
+    for name in GPU_BACKENDS if not info.integrated else ['pinned']:
+        backend = select_backend(name, 'copy')
+        assert (backend.name, backend.mode) == (name, 'copy')
+        backend.close()
+
+
+# --- no GPU: the CPU fallback ----------------------------------------------------------------
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@no_gpu_only
+def test_without_gpu_auto_falls_back_to_cpu_with_one_log_line():
+    records = _Records()
+    logger = logging.getLogger('jetson_shm_ros')
+    logger.addHandler(records)
+    try:
+        backend = select_backend('auto')
+    finally:
+        logger.removeHandler(records)
+    assert isinstance(backend, CpuBackend)
+    assert len(records.records) == 1, [r.getMessage() for r in records.records]
+    assert 'CPU' in records.records[0].getMessage()
+
+
+@no_gpu_only
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_without_gpu_an_explicit_gpu_backend_raises(name):
+    with pytest.raises(BackendUnavailable, match=name):
+        select_backend(name)
