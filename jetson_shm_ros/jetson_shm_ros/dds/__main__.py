@@ -9,12 +9,12 @@ ROS_AUTOMATIC_DISCOVERY_RANGE, ROS_STATIC_PEERS and CYCLONEDDS_URI are honored.
 import argparse
 from dataclasses import asdict
 import logging
-import signal
 import sys
 from typing import List, Optional
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES
 from jetson_shm_ros.core.pool import POLICIES
+from jetson_shm_ros.core.runner import run_guarded
 from jetson_shm_ros.dds.peers import (
     ConsumerOptions, DdsConsumer, DdsProducer, DEFAULT_TOPIC, ProducerOptions)
 
@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _stop(peer, interrupted: bool) -> int:
+    peer.shutdown(interrupted)
+    return getattr(peer, 'exit_code', 0)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -88,32 +89,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     role = args.pop('role')
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format='[%(levelname)s] [%(created).6f] [%(name)s]: %(message)s')
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     make, options = (DdsProducer, ProducerOptions) if role == 'producer' else \
         (DdsConsumer, ConsumerOptions)
     options = options(**{key: value for key, value in args.items()
                          if key in asdict(options())})
-    peer = None
-    exit_code = 0
-    interrupted = False
-    try:
-        peer = make(options)
-        exit_code = peer.run()
-    except KeyboardInterrupt:
-        interrupted = True
-    except Exception as error:  # start-up errors: one clear line, not a traceback
-        if peer is None:
-            print(f'[FATAL] {error}', file=sys.stderr)
-            exit_code = 2
-        else:
-            raise
-    finally:
-        if peer is not None:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish cleaning up first
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            peer.shutdown(interrupted)
-            exit_code = exit_code or getattr(peer, 'exit_code', 0)
-    return exit_code
+    return run_guarded(lambda: make(options), lambda peer: peer.run(), _stop)
 
 
 if __name__ == '__main__':

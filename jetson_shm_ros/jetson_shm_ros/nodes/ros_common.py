@@ -1,11 +1,10 @@
 """What both nodes share: message conversion, the descriptor QoS, logging, and main()."""
 
 import logging
-import signal
-import sys
 from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor
+from jetson_shm_ros.core.runner import run_guarded
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
@@ -114,46 +113,34 @@ def unroute_core_logs(handler: RosLogHandler) -> None:
     logging.getLogger('jetson_shm_ros').removeHandler(handler)
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _spin(node: Node) -> int:
+    try:
+        while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except ExternalShutdownException:
+        return 1
+    return 0
+
+
+def _stop(node: Node, interrupted: bool) -> int:
+    node.shutdown()
+    exit_code = node.exit_code
+    node.destroy_node()
+    return exit_code
 
 
 def run_node(make_node: Callable[[], Node], args=None) -> int:
     """
     Init rclpy, spin the node until it is finished or interrupted, and always clean up.
 
-    Ctrl-C and SIGTERM (kill, launch shutdowns) both raise KeyboardInterrupt here instead of
-    letting rclpy's handler shut the context down first: cleanup then still has a working
-    context to wait for acknowledgements and to log the summary.
+    Ctrl-C and SIGTERM raise KeyboardInterrupt (core.runner) instead of letting rclpy's
+    handler shut the context down first: cleanup then still has a working context to wait for
+    acknowledgements and to log the summary.
 
     :return: the node's exit code (node.exit_code, 0 when it has none)
     """
     rclpy.init(args=args)
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    node = None
-    exit_code = 0
     try:
-        node = make_node()
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass
-    except ExternalShutdownException:
-        exit_code = 1
-    except Exception as error:  # start-up errors: one clear line, not a traceback
-        if node is None:
-            print(f'[FATAL] {error}', file=sys.stderr)
-            exit_code = 2
-        else:
-            raise
+        return run_guarded(make_node, _spin, _stop)
     finally:
-        if node is not None:
-            # A second Ctrl-C must not cut the cleanup short.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            node.shutdown()
-            exit_code = exit_code or node.exit_code
-            node.destroy_node()
         rclpy.try_shutdown()
-    return exit_code
