@@ -8,7 +8,7 @@ from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC
 from jetson_shm_ros.core.payload import expected_pattern_checksum
 from jetson_shm_ros.core.pool import SHM_DIR, SlotPool
 from jetson_shm_ros.core.stream import (
-    DROPPED, FrameConsumer, FrameProducer, INVALID, UNVERIFIED, VERIFIED)
+    DROPPED, FrameConsumer, FrameProducer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
 import numpy as np
 import pytest
 
@@ -170,6 +170,23 @@ def test_two_processes_never_report_torn_data_as_good(shm_name, policy):
     if policy == 'reliable':
         assert counts[VERIFIED] == frames, 'reliable: the producer waited for every release'
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+def test_consumer_keeps_a_bounded_number_of_segments_mapped(shm_name, consumer):
+    producers = [FrameProducer(f'{shm_name}_{index}', 1, 'uint8', [16])
+                 for index in range(MAX_MAPPED_SEGMENTS + 2)]
+    try:
+        first = producers[0].try_write_pattern()
+        assert consumer.handle(first) == VERIFIED
+        for producer in producers[2:]:
+            assert consumer.handle(producer.try_write_pattern()) == VERIFIED
+            assert consumer.handle(producers[0].try_write_pattern()) == VERIFIED  # kept in use
+        assert len(consumer._segments) == MAX_MAPPED_SEGMENTS
+        assert producers[0].pool.name in consumer._segments, 'the busy one stays mapped'
+        assert consumer.handle(producers[1].try_write_pattern()) == VERIFIED, 'remapped'
+    finally:
+        for producer in producers:
+            producer.close()
 
 
 def test_pool_is_unlinked_when_producer_closes(shm_name):

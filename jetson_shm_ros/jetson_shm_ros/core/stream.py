@@ -17,6 +17,9 @@ from jetson_shm_ros.core.pool import AttachedSegment, SegmentError, SlotPool
 
 _log = logging.getLogger('jetson_shm_ros.stream')
 
+# Segments a consumer keeps mapped at once (one per producer it listens to).
+MAX_MAPPED_SEGMENTS = 8
+
 VERIFIED = 'verified'
 UNVERIFIED = 'unverified'
 DROPPED = 'dropped'
@@ -194,6 +197,7 @@ class FrameConsumer:
     def _segment_for(self, desc: Descriptor) -> AttachedSegment:
         segment = self._segments.get(desc.shm_name)
         if segment is not None and segment.incarnation == desc.incarnation:
+            self._segments[desc.shm_name] = self._segments.pop(desc.shm_name)  # most recent
             return segment
         fresh = AttachedSegment.attach(desc.shm_name, self.allow_group_access)
         if fresh.incarnation != desc.incarnation:
@@ -212,6 +216,12 @@ class FrameConsumer:
             _log.info('%s was re-created by a new producer; remapping', desc.shm_name)
             self._drop_segment(segment)
         self._segments[desc.shm_name] = fresh
+        if len(self._segments) > MAX_MAPPED_SEGMENTS:
+            # Descriptors naming ever new segments must not exhaust memory or pinned pages.
+            oldest = next(iter(self._segments))
+            _log.info('unmapping %s, the least recently used of %d mapped segments', oldest,
+                      len(self._segments))
+            self._drop_segment(self._segments.pop(oldest))
         _log.info('mapped %s: %d slots x %d B, policy %s, %s, producer pid %d', desc.shm_name,
                   fresh.slot_count, fresh.slot_size, fresh.policy,
                   MEMORY_KIND_NAMES[fresh.memory_kind], fresh.owner_pid)
