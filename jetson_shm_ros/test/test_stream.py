@@ -38,6 +38,7 @@ def test_frames_verify_and_views_carry_dtype_and_shape(producer, consumer):
     assert seen[0][:2] == ('<i4', (4, 5))
     assert len({value for _, _, value in seen}) == 4, 'the pattern changes every frame'
     assert consumer.summary().startswith('received=4 verified=4 dropped=0 invalid=0')
+    assert consumer.counts['in_place_bytes'] == 4 * 80 and consumer.counts['copied_bytes'] == 0
 
 
 def test_user_writer_fills_a_typed_view(producer, consumer):

@@ -24,6 +24,9 @@ VERIFIED = 'verified'
 UNVERIFIED = 'unverified'
 DROPPED = 'dropped'
 INVALID = 'invalid'
+# The consumer's summary line, in this order (tools parse its first four fields).
+SUMMARY_COUNTS = ('received', VERIFIED, DROPPED, INVALID, UNVERIFIED, 'in_place_bytes',
+                  'copied_bytes')
 
 
 class FrameProducer:
@@ -135,7 +138,7 @@ class FrameConsumer:
         self.process = process
         self.allow_group_access = allow_group_access
         self.counts: Counter = Counter(
-            dict.fromkeys(('received', VERIFIED, UNVERIFIED, DROPPED, INVALID), 0))
+            dict.fromkeys(SUMMARY_COUNTS, 0))
         self.invalid_reasons: Counter = Counter()
         self.drop_reasons: Counter = Counter()
         self.evictions = 0
@@ -185,6 +188,10 @@ class FrameConsumer:
         # Sequence lock: if the producer touched the slot meanwhile, what we read may be torn.
         if segment.sequence(desc.slot) != desc.sequence:
             return self._drop('overwritten_while_reading')
+        if checksum is not None or self.process is not None:
+            # Observable zero copy: bytes read where the producer wrote them, or copied first.
+            self.counts['copied_bytes' if self.backend.mode == 'copy' else 'in_place_bytes'] += \
+                desc.nbytes
         if checksum is None:
             self.counts[UNVERIFIED] += 1
             return UNVERIFIED
@@ -259,8 +266,7 @@ class FrameConsumer:
 
     def summary(self) -> str:
         """Return the one-line summary: received=N verified=N dropped=N invalid=N ..."""
-        line = ' '.join(f'{key}={self.counts[key]}' for key in
-                        ('received', VERIFIED, DROPPED, INVALID, UNVERIFIED))
+        line = ' '.join(f'{key}={self.counts[key]}' for key in SUMMARY_COUNTS)
         if self.invalid_reasons:
             line += ' invalid_reasons=' + ','.join(
                 f'{key}:{value}' for key, value in sorted(self.invalid_reasons.items()))
