@@ -23,7 +23,8 @@ import sysconfig
 import numpy
 
 WHEEL_PREFIX = r'/opt/python/cp3\d+-cp3\d+'
-NUMPY_RE = re.compile(WHEEL_PREFIX + r'/lib/python3\.\d+/site-packages/numpy/(?:_core|core)/include')
+NUMPY_RE = re.compile(
+    WHEEL_PREFIX + r'/lib/python3\.\d+/site-packages/numpy/(?:_core|core)/include')
 PYTHON_RE = re.compile(WHEEL_PREFIX + r'/include/python3\.\d+')
 
 
