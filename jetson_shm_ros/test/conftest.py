@@ -23,3 +23,28 @@ def shm_name():
     if os.path.exists(path):
         os.unlink(path)
         pytest.fail(f'{path} was left behind')
+
+
+class Processes:
+    """Processes a test started; each is stopped at teardown, whether the test passed or not."""
+
+    def __init__(self):
+        self._started = []
+
+    def start(self, process):
+        """Track `process` (anything with stop()) and return it."""
+        self._started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        """Stop every tracked process."""
+        for process in self._started:
+            process.stop()
+
+
+@pytest.fixture
+def processes():
+    """Yield a Processes tracker; everything started through it is stopped afterwards."""
+    tracker = Processes()
+    yield tracker
+    tracker.stop_all()

@@ -15,7 +15,6 @@ from typing import Dict
 
 from conftest import SHM_DIR
 from node_processes import isolated_env, NodeProcess, summary
-import pytest
 
 FRAMES = 40
 FRAME = {'shape': [256, 1024], 'dtype': 'uint32'}  # 1 MiB per frame
@@ -41,20 +40,6 @@ class DdsProcess(NodeProcess):
             stdout=self._log, stderr=subprocess.STDOUT)
 
 
-@pytest.fixture
-def processes():
-    """Start processes through this list; every one is stopped at teardown, pass or fail."""
-    started = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def _start(processes, process):
-    processes.append(process)
-    return process
-
-
 def _assert_all_verified(consumer, frames=FRAMES):
     assert consumer.finish() == 0, consumer.output()
     counts = summary(consumer.output())
@@ -65,9 +50,9 @@ def _assert_all_verified(consumer, frames=FRAMES):
 
 def test_cyclone_producer_to_rclpy_consumer_verifies_every_frame(processes, shm_name):
     env = isolated_env()
-    consumer = _start(processes, NodeProcess(
+    consumer = processes.start(NodeProcess(
         'consumer', {'frames': FRAMES, 'idle_timeout_s': 10.0}, env))
-    producer = _start(processes, DdsProcess('producer', dict(
+    producer = processes.start(DdsProcess('producer', dict(
         FRAME, shm_name=shm_name, frames=FRAMES, rate_hz=100.0, policy='reliable',
         wait_for_consumers=1), env))
     assert producer.finish() == 0, producer.output()
@@ -80,9 +65,9 @@ def test_cyclone_producer_to_rclpy_consumer_verifies_every_frame(processes, shm_
 
 def test_rclpy_producer_to_cyclone_consumer_verifies_every_frame(processes, shm_name):
     env = isolated_env()
-    consumer = _start(processes, DdsProcess(
+    consumer = processes.start(DdsProcess(
         'consumer', {'frames': FRAMES, 'idle_timeout_s': 10.0}, env))
-    producer = _start(processes, NodeProcess('producer', dict(
+    producer = processes.start(NodeProcess('producer', dict(
         FRAME, shm_name=shm_name, frames=FRAMES, rate_hz=100.0, policy='reliable',
         wait_for_consumers=1), env))
     _assert_all_verified(consumer)
@@ -95,8 +80,8 @@ def test_rclpy_producer_to_cyclone_consumer_verifies_every_frame(processes, shm_
 def test_signals_unlink_the_cyclone_producers_segment_and_print_the_summary(
         processes, shm_name):
     env = isolated_env()
-    consumer = _start(processes, DdsProcess('consumer', {}, env))
-    producer = _start(processes, DdsProcess('producer', {
+    consumer = processes.start(DdsProcess('consumer', {}, env))
+    producer = processes.start(DdsProcess('producer', {
         'shm_name': shm_name, 'shape': [1024], 'rate_hz': 50.0, 'wait_for_consumers': 1}, env))
     consumer.wait_for(r'mapped ' + shm_name)
     assert producer.interrupt(signal.SIGTERM) == 0, producer.output()
@@ -108,11 +93,11 @@ def test_signals_unlink_the_cyclone_producers_segment_and_print_the_summary(
 
 def test_a_late_cyclone_consumer_never_counts_an_overwritten_slot(processes, shm_name):
     env = isolated_env()
-    producer = _start(processes, NodeProcess('producer', {
+    producer = processes.start(NodeProcess('producer', {
         'shm_name': shm_name, 'shape': [256, 1024], 'dtype': 'uint32', 'rate_hz': 200.0,
         'slots': 2, 'policy': 'latest'}, env))
     producer.wait_for('segment=' + shm_name)
-    consumer = _start(processes, DdsProcess('consumer', {'frames': 100}, env))
+    consumer = processes.start(DdsProcess('consumer', {'frames': 100}, env))
     assert consumer.finish() == 0, consumer.output()
     counts = summary(consumer.output())
     assert counts['received'] == 100 and counts['invalid'] == 0, counts
@@ -122,7 +107,7 @@ def test_a_late_cyclone_consumer_never_counts_an_overwritten_slot(processes, shm
 
 
 def test_a_bad_option_is_one_clear_startup_error(processes, shm_name):
-    producer = _start(processes, DdsProcess('producer', {
+    producer = processes.start(DdsProcess('producer', {
         'shm_name': shm_name, 'shape': [64], 'dtype': 'object'}, isolated_env()))
     assert producer.finish() == 2, producer.output()
     assert 'dtype' in producer.output() and 'Traceback' not in producer.output()

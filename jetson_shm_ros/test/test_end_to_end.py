@@ -8,30 +8,19 @@ from node_processes import isolated_env, NodeProcess, summary
 import pytest
 
 
-@pytest.fixture
-def nodes():
-    """Start nodes through this list; every one is stopped at teardown, pass or fail."""
-    started = []
-    yield started
-    for node in started:
-        node.stop()
-
-
-def _start(nodes, name, params, env):
-    node = NodeProcess(name, params, env)
-    nodes.append(node)
-    return node
+def _start(processes, name, params, env):
+    return processes.start(NodeProcess(name, params, env))
 
 
 FRAME = [256, 1024]  # 1 MiB of uint32 per frame
 
 
-def test_reliable_stream_verifies_every_frame_and_leaves_no_segment(nodes, shm_name):
+def test_reliable_stream_verifies_every_frame_and_leaves_no_segment(processes, shm_name):
     env = isolated_env()
     frames = 60
-    consumers = [_start(nodes, 'consumer', {'frames': frames, 'idle_timeout_s': 10.0}, env)
+    consumers = [_start(processes, 'consumer', {'frames': frames, 'idle_timeout_s': 10.0}, env)
                  for _ in range(2)]
-    producer = _start(nodes, 'producer', {
+    producer = _start(processes, 'producer', {
         'shm_name': shm_name, 'frames': frames, 'shape': FRAME, 'dtype': 'uint32',
         'rate_hz': 100.0, 'policy': 'reliable', 'wait_for_consumers': 2}, env)
     assert producer.finish() == 0, producer.output()
@@ -46,10 +35,10 @@ def test_reliable_stream_verifies_every_frame_and_leaves_no_segment(nodes, shm_n
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
-def test_latest_stream_never_reports_a_bad_frame(nodes, shm_name):
+def test_latest_stream_never_reports_a_bad_frame(processes, shm_name):
     env = isolated_env()
-    consumer = _start(nodes, 'consumer', {'idle_timeout_s': 2.0, 'status_period_s': 0.5}, env)
-    producer = _start(nodes, 'producer', {
+    consumer = _start(processes, 'consumer', {'idle_timeout_s': 2.0, 'status_period_s': 0.5}, env)
+    producer = _start(processes, 'producer', {
         'shm_name': shm_name, 'frames': 100, 'shape': FRAME, 'dtype': 'uint32',
         'rate_hz': 500.0, 'slots': 2, 'policy': 'latest', 'wait_for_consumers': 1}, env)
     assert producer.finish() == 0, producer.output()
@@ -62,11 +51,11 @@ def test_latest_stream_never_reports_a_bad_frame(nodes, shm_name):
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
-def test_signals_unlink_the_segment_and_print_the_summary(nodes, shm_name, signum):
+def test_signals_unlink_the_segment_and_print_the_summary(processes, shm_name, signum):
     env = isolated_env()
-    consumer = _start(nodes, 'consumer', {}, env)
-    producer = _start(nodes, 'producer', {'shm_name': shm_name, 'shape': FRAME, 'rate_hz': 50.0,
-                                          'wait_for_consumers': 1}, env)
+    consumer = _start(processes, 'consumer', {}, env)
+    producer = _start(processes, 'producer', {
+        'shm_name': shm_name, 'shape': FRAME, 'rate_hz': 50.0, 'wait_for_consumers': 1}, env)
     consumer.wait_for(r'mapped ' + shm_name)
     assert os.path.exists(SHM_DIR + shm_name)
     assert producer.interrupt(signum) == 0, producer.output()
@@ -79,16 +68,16 @@ def test_signals_unlink_the_segment_and_print_the_summary(nodes, shm_name, signu
         assert 'Traceback' not in node.output() and 'context is invalid' not in node.output()
 
 
-def test_restart_after_sigkill_removes_the_stale_segment(nodes, shm_name):
+def test_restart_after_sigkill_removes_the_stale_segment(processes, shm_name):
     env = isolated_env()
     params = {'shm_name': shm_name, 'shape': [1024], 'rate_hz': 100.0}
-    crashed = _start(nodes, 'producer', params, env)
+    crashed = _start(processes, 'producer', params, env)
     crashed.wait_for('segment=' + shm_name)
     crashed.interrupt(signal.SIGKILL)
     assert os.path.exists(SHM_DIR + shm_name), 'SIGKILL leaves the segment behind'
-    consumer = _start(nodes, 'consumer', {'frames': 20, 'idle_timeout_s': 10.0}, env)
-    restarted = _start(nodes, 'producer', dict(params, frames=20, wait_for_consumers=1,
-                                               policy='reliable'), env)
+    consumer = _start(processes, 'consumer', {'frames': 20, 'idle_timeout_s': 10.0}, env)
+    restarted = _start(processes, 'producer',
+                       dict(params, frames=20, wait_for_consumers=1, policy='reliable'), env)
     restarted.wait_for('removing stale segment /dev/shm' + shm_name)
     assert restarted.finish() == 0, restarted.output()
     assert consumer.finish() == 0, consumer.output()
@@ -96,11 +85,11 @@ def test_restart_after_sigkill_removes_the_stale_segment(nodes, shm_name):
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
-def test_second_producer_on_a_live_segment_fails_clearly(nodes, shm_name):
+def test_second_producer_on_a_live_segment_fails_clearly(processes, shm_name):
     env = isolated_env()
-    first = _start(nodes, 'producer', {'shm_name': shm_name, 'shape': [64]}, env)
+    first = _start(processes, 'producer', {'shm_name': shm_name, 'shape': [64]}, env)
     first.wait_for('segment=' + shm_name)
-    second = _start(nodes, 'producer', {'shm_name': shm_name, 'shape': [64]}, env)
+    second = _start(processes, 'producer', {'shm_name': shm_name, 'shape': [64]}, env)
     assert second.finish() == 2
     assert 'in use by running producer pid' in second.output()
     assert 'Traceback' not in second.output()
@@ -111,10 +100,10 @@ def test_second_producer_on_a_live_segment_fails_clearly(nodes, shm_name):
 @pytest.mark.parametrize('param, value, words', [
     ('policy', 'sometimes', 'policy'), ('dtype', 'object', 'dtype'),
     ('backend', 'pinned', 'backend'), ('shm_name', 'no_slash', 'shared-memory name')])
-def test_bad_parameters_are_one_clear_startup_error(nodes, shm_name, param, value, words):
+def test_bad_parameters_are_one_clear_startup_error(processes, shm_name, param, value, words):
     params = {'shm_name': shm_name, 'shape': [64]}
     params[param] = value
-    producer = _start(nodes, 'producer', params, isolated_env())
+    producer = _start(processes, 'producer', params, isolated_env())
     assert producer.finish() == 2, producer.output()
     assert words in producer.output() and 'Traceback' not in producer.output()
     assert not os.path.exists(SHM_DIR + shm_name)
