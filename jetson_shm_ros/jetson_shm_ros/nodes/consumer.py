@@ -39,7 +39,7 @@ class ConsumerNode(Node):
             f'policy=from-producer qos="{describe_qos(qos)}" '
             f'topic={self._subscription.topic_name} frames={self._frames or "endless"}')
         self._last_descriptor = None
-        self._status_count = 0
+        self._last_status = (time.monotonic(), 0)
         self._status_timer = self.create_timer(param('status_period_s').value, self._on_status)
 
     def _declare_parameters(self) -> None:
@@ -76,7 +76,10 @@ class ConsumerNode(Node):
             self.get_logger().warning(
                 f'no descriptor for {self._idle_timeout} s: the producer seems gone; exiting')
             self.finished = True
-        self.get_logger().info('status: ' + self._stream.summary())
+        now, received = time.monotonic(), self._stream.counts['received']
+        rate = (received - self._last_status[1]) / max(now - self._last_status[0], 1e-9)
+        self._last_status = (now, received)
+        self.get_logger().info(f'status: {self._stream.summary()} rate={rate:.1f}/s')
 
     def shutdown(self) -> None:
         """Log the summary line, unpin and unmap."""
