@@ -4,7 +4,7 @@ from dataclasses import replace
 import multiprocessing
 import os
 
-from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC
+from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_CUDA_IPC
 from jetson_shm_ros.core.payload import expected_pattern_checksum
 from jetson_shm_ros.core.pool import SHM_DIR, SlotPool
 from jetson_shm_ros.core.stream import (
@@ -188,6 +188,19 @@ def test_consumer_keeps_a_bounded_number_of_segments_mapped(shm_name, consumer):
     finally:
         for producer in producers:
             producer.close()
+
+
+def test_cpu_consumer_refuses_device_memory_slots_without_crashing(shm_name, consumer):
+    pool = SlotPool.create(shm_name, 1, 64, memory_kind=MEMORY_CUDA_IPC)
+    try:
+        pool.begin_write(0)
+        desc = Descriptor(shm_name=shm_name, incarnation=pool.incarnation, slot=0,
+                          sequence=pool.end_write(0), offset=0, nbytes=64, dtype='|u1',
+                          shape=[64], memory_kind=MEMORY_CUDA_IPC, cuda_ipc_handle=b'\1' * 64)
+        assert consumer.handle(desc) == INVALID
+        assert consumer.invalid_reasons['needs_gpu'] == 1
+    finally:
+        pool.close()
 
 
 def test_pool_is_unlinked_when_producer_closes(shm_name):

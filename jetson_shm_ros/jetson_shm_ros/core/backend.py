@@ -12,6 +12,7 @@ from typing import Optional, Sequence, Tuple
 
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
 from jetson_shm_ros.core.payload import checksum_words, fill_pattern, pattern_words
+from jetson_shm_ros.core.pool import SegmentError
 import numpy as np
 
 BACKENDS = ('auto', 'cpu', 'pinned', 'cuda_ipc')
@@ -43,7 +44,11 @@ class CpuBackend:
         :param segment: the producer's SlotPool or a consumer's AttachedSegment
         :param desc: consumers: the first descriptor naming this segment incarnation (it
             carries CUDA IPC handles); producers: None
+        :raises SegmentError: for slots in device memory, which NumPy cannot read
         """
+        if segment.memory_kind != MEMORY_HOST_SHM:
+            raise SegmentError('needs_gpu', f'{segment.name} keeps its slots in GPU memory '
+                               '(cuda_ipc); read it with backend auto, pinned or cuda_ipc')
 
     def forget(self, segment) -> None:
         """Nothing to unpin on the CPU."""

@@ -168,6 +168,8 @@ class FrameConsumer:
                 return self._invalid(desc, error.reason, str(error))
         try:
             return self._read(segment, desc)
+        except RuntimeError as error:  # SegmentError, GpuError: count it, keep consuming
+            return self._invalid(desc, getattr(error, 'reason', 'read_error'), str(error))
         finally:
             segment.release(desc.slot, desc.sequence)
 
