@@ -35,6 +35,30 @@ def test_reliable_stream_verifies_every_frame_and_leaves_no_segment(processes, s
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
+def test_late_consumer_joins_a_reliable_stream_without_stalling_it(processes, shm_name):
+    # Fast DDS also hands a late reader the writer's history, so the registration rule itself
+    # is pinned down by test_pool's late-joiner test; this one checks the running system.
+    env = isolated_env()
+    fast_status = {'status_period_s': 0.2}
+    early = _start(processes, 'consumer', fast_status, env)
+    producer = _start(processes, 'producer', {
+        'shm_name': shm_name, 'shape': FRAME, 'dtype': 'uint32', 'rate_hz': 100.0,
+        'policy': 'reliable', 'wait_for_consumers': 1, 'release_timeout_s': 60.0}, env)
+    early.wait_for(r'status: received=[1-9]')
+    late = _start(processes, 'consumer', fast_status, env)
+    # Progress well past the late joiner's first frames proves the producer never stalled.
+    late.wait_for(r'status: received=([3-9]\d|\d{3,}) verified=[1-9]')
+    assert producer.interrupt() == 0, producer.output()
+    assert early.interrupt() == 0 and late.interrupt() == 0
+    # The late joiner was never waited for on frames it was not sent: no stall, no eviction.
+    assert 'release_timeouts=0 evicted_readers=0' in producer.output(), producer.output()
+    for consumer in (early, late):
+        counts = summary(consumer.output())
+        assert counts['invalid'] == 0, counts
+        assert counts['verified'] + counts['dropped'] == counts['received'], counts
+    assert not os.path.exists(SHM_DIR + shm_name)
+
+
 def test_latest_stream_never_reports_a_bad_frame(processes, shm_name):
     env = isolated_env()
     consumer = _start(processes, 'consumer', {'idle_timeout_s': 2.0, 'status_period_s': 0.5}, env)
