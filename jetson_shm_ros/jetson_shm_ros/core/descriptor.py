@@ -5,9 +5,9 @@ Nodes convert jetson_shm_ros_interfaces/msg/DataDescriptor to and from this clas
 the ROS-free Cyclone DDS peer does the same with its IDL type.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import re
-from typing import List, Optional
+from typing import List
 
 from jetson_shm_ros.core.payload import ALLOWED_DTYPES, MAX_DIMS, payload_nbytes
 
@@ -64,7 +64,6 @@ class Descriptor:
     cuda_event_handle: bytes = b''
     stamp_ns: int = 0
     frame_id: str = ''
-    extra: Optional[dict] = field(default=None, repr=False)
 
 
 def validate_static(desc: Descriptor) -> None:
