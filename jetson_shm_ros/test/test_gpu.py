@@ -18,11 +18,11 @@ import traceback
 
 from jetson_shm_ros.core.backend import BackendUnavailable, CpuBackend, select_backend
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
+from jetson_shm_ros.core.frames import (
+    DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 from jetson_shm_ros.core.payload import (
     checksum_words, expected_pattern_checksum, fill_pattern, pattern_words)
 from jetson_shm_ros.core.pool import SHM_DIR
-from jetson_shm_ros.core.stream import (
-    DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 import numpy as np
 import pytest
 

@@ -11,18 +11,14 @@ import logging
 from typing import Optional, Sequence, Tuple
 
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
+from jetson_shm_ros.core.errors import BackendUnavailable, SegmentError
 from jetson_shm_ros.core.payload import checksum_words, fill_pattern, pattern_words
-from jetson_shm_ros.core.pool import SegmentError
 import numpy as np
 
 BACKENDS = ('auto', 'cpu', 'pinned', 'cuda_ipc')
 MODES = ('zero_copy', 'copy')
 
 _log = logging.getLogger('jetson_shm_ros.backend')
-
-
-class BackendUnavailable(RuntimeError):
-    """A GPU backend was asked for explicitly, but this process cannot run it."""
 
 
 class CpuBackend:

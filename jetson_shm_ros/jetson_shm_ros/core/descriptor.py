@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import re
 from typing import List
 
+from jetson_shm_ros.core.errors import DescriptorError
+from jetson_shm_ros.core.image_encodings import check_encoding
 from jetson_shm_ros.core.payload import ALLOWED_DTYPES, MAX_DIMS, payload_nbytes
 
 MEMORY_HOST_SHM = 0
@@ -19,15 +21,6 @@ CUDA_IPC_HANDLE_BYTES = 64
 # POSIX allows any name with one leading slash; we allow a portable subset that is safe
 # to join to /dev/shm: no further slashes, no '.' or '..', no control characters.
 _SHM_NAME = re.compile(r'/[A-Za-z0-9_][A-Za-z0-9_.\-]{0,200}')
-
-
-class DescriptorError(ValueError):
-    """A descriptor that must not be acted on; `reason` is a short stable counter key."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f'{reason}: {detail}')
-        self.reason = reason
-        self.detail = detail
 
 
 def validate_shm_name(name: str) -> str:
@@ -64,6 +57,7 @@ class Descriptor:
     cuda_event_handle: bytes = b''
     stamp_ns: int = 0
     frame_id: str = ''
+    encoding: str = ''
 
 
 def validate_static(desc: Descriptor) -> None:
@@ -100,3 +94,37 @@ def validate_static(desc: Descriptor) -> None:
             f'{expected} bytes, but nbytes = {desc.nbytes}')
     if desc.nbytes == 0:
         raise DescriptorError('bad_shape', 'payload is empty')
+    check_encoding(desc.encoding, desc.dtype, desc.shape)
+
+
+# Fields that DataDescriptor.msg and its DDS sample carry under the descriptor's own names;
+# the header (stamp, frame_id) is the only nested part. Both conversions derive from this.
+WIRE_FIELDS = ('shm_name', 'incarnation', 'slot', 'sequence', 'offset', 'nbytes', 'dtype',
+               'shape', 'encoding', 'checksum', 'checksum_valid', 'memory_kind',
+               'cuda_ipc_handle', 'cuda_event_handle')
+_BYTE_FIELDS = ('cuda_ipc_handle', 'cuda_event_handle')
+NS_PER_S = 1_000_000_000
+
+
+def to_wire(desc: Descriptor, byte_sequence=bytes) -> dict:
+    """
+    Return the descriptor's wire fields as keyword arguments for a message or DDS sample.
+
+    :param byte_sequence: how the wire type wants uint8[] fields (bytes for rclpy, list for
+        cyclonedds)
+    """
+    fields = {name: getattr(desc, name) for name in WIRE_FIELDS}
+    fields['shape'] = [int(dim) for dim in desc.shape]
+    for name in _BYTE_FIELDS:
+        fields[name] = byte_sequence(fields[name])
+    return fields
+
+
+def from_wire(record, stamp_sec: int, stamp_nanosec: int, frame_id: str) -> Descriptor:
+    """Build a descriptor (validated later) from a received message or DDS sample."""
+    fields = {name: getattr(record, name) for name in WIRE_FIELDS}
+    fields['shape'] = list(fields['shape'])
+    for name in _BYTE_FIELDS:
+        fields[name] = bytes(fields[name])
+    return Descriptor(stamp_ns=stamp_sec * NS_PER_S + stamp_nanosec, frame_id=frame_id,
+                      **fields)

@@ -37,9 +37,9 @@ import time
 from typing import Dict, Optional, Sequence, Tuple
 import weakref
 
-from jetson_shm_ros.core.backend import BackendUnavailable, MODES
+from jetson_shm_ros.core.backend import MODES
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
-from jetson_shm_ros.core.pool import SegmentError
+from jetson_shm_ros.core.errors import BackendUnavailable, GpuError, SegmentError
 import numpy as np
 
 GPU_BACKENDS = ('pinned', 'cuda_ipc')
@@ -69,14 +69,6 @@ _live = {'host_registrations': 0, 'registered_bytes': 0, 'device_allocations': 0
 _local_exports: Dict[bytes, 'weakref.ref[_DeviceAllocation]'] = {}
 _kernel_cache: Dict[int, object] = {}
 _cupy = None
-
-
-class GpuError(RuntimeError):
-    """A CUDA call failed; `call` names it and the message carries CUDA's error name."""
-
-    def __init__(self, call: str, detail: str):
-        super().__init__(f'{call} failed: {detail}')
-        self.call = call
 
 
 def live_resources() -> Dict[str, int]:

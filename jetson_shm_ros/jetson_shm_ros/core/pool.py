@@ -30,7 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import weakref
 
 from jetson_shm_ros.core.descriptor import (
-    DescriptorError, MEMORY_CUDA_IPC, MEMORY_HOST_SHM, MEMORY_KIND_NAMES, validate_shm_name)
+    MEMORY_CUDA_IPC, MEMORY_HOST_SHM, MEMORY_KIND_NAMES, validate_shm_name)
+from jetson_shm_ros.core.errors import DescriptorError, SegmentError
 import numpy as np
 
 SHM_DIR = '/dev/shm'
@@ -58,14 +59,6 @@ _HEADER = np.dtype([
 ])
 
 _log = logging.getLogger('jetson_shm_ros.pool')
-
-
-class SegmentError(RuntimeError):
-    """A segment that cannot be created or attached; `reason` is a short counter key."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
 
 
 def _round_up(value: int, multiple: int) -> int:

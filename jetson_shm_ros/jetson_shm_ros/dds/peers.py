@@ -1,7 +1,7 @@
 """
-Producer and consumer peers over Cyclone DDS, wrapping core.stream like the rclpy nodes do.
+Producer and consumer peers over Cyclone DDS, wrapping core.frames like the rclpy nodes do.
 
-Same per-frame protocol (core.stream), same topic, type and QoS as the nodes: a peer here and
+Same per-frame protocol (core.frames), same topic, type and QoS as the nodes: a peer here and
 a node there exchange descriptors as if both were ROS 2 nodes.
 """
 
@@ -17,8 +17,8 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 from jetson_shm_ros.core.backend import select_backend
-from jetson_shm_ros.core.descriptor import Descriptor
-from jetson_shm_ros.core.stream import FrameConsumer, FrameProducer
+from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
+from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import (
     create_participant, describe_qos, descriptor_qos, resolve_topic)
@@ -79,29 +79,17 @@ class _Endpoint:
 
     def to_sample(self, desc: Descriptor):
         """Convert a core descriptor into the DDS sample (the rclpy nodes' to_msg)."""
-        sec, nanosec = divmod(desc.stamp_ns, 1_000_000_000)
+        sec, nanosec = divmod(desc.stamp_ns, NS_PER_S)
         return self.sample_type(
             header=self.header_type(stamp=self.time_type(sec=sec, nanosec=nanosec),
                                     frame_id=desc.frame_id),
-            shm_name=desc.shm_name, incarnation=desc.incarnation, slot=desc.slot,
-            sequence=desc.sequence, offset=desc.offset, nbytes=desc.nbytes, dtype=desc.dtype,
-            shape=[int(dim) for dim in desc.shape], checksum=desc.checksum,
-            checksum_valid=desc.checksum_valid, memory_kind=desc.memory_kind,
-            cuda_ipc_handle=list(desc.cuda_ipc_handle),
-            cuda_event_handle=list(desc.cuda_event_handle))
+            **to_wire(desc, list))
 
 
 def from_sample(sample) -> Descriptor:
     """Convert a received DDS sample into a core descriptor (the rclpy nodes' from_msg)."""
     stamp = sample.header.stamp
-    return Descriptor(
-        shm_name=sample.shm_name, incarnation=sample.incarnation, slot=sample.slot,
-        sequence=sample.sequence, offset=sample.offset, nbytes=sample.nbytes,
-        dtype=sample.dtype, shape=list(sample.shape), checksum=sample.checksum,
-        checksum_valid=sample.checksum_valid, memory_kind=sample.memory_kind,
-        cuda_ipc_handle=bytes(sample.cuda_ipc_handle),
-        cuda_event_handle=bytes(sample.cuda_event_handle),
-        stamp_ns=stamp.sec * 1_000_000_000 + stamp.nanosec, frame_id=sample.header.frame_id)
+    return from_wire(sample, stamp.sec, stamp.nanosec, sample.header.frame_id)
 
 
 def _fully_qualified(namespace: str, node: str) -> str:

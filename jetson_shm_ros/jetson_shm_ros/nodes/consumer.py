@@ -3,7 +3,7 @@
 import time
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
-from jetson_shm_ros.core.stream import FrameConsumer
+from jetson_shm_ros.core.frames import FrameConsumer
 from jetson_shm_ros.nodes.ros_common import (
     DEFAULT_TOPIC, describe_qos, descriptor_qos, from_msg, rmw_name, route_core_logs, run_node,
     startup_parameter, unroute_core_logs)

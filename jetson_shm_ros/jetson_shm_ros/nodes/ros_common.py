@@ -3,7 +3,7 @@
 import logging
 from typing import Callable
 
-from jetson_shm_ros.core.descriptor import Descriptor
+from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
 from jetson_shm_ros.core.runner import run_guarded
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rcl_interfaces.msg import ParameterDescriptor
@@ -47,35 +47,16 @@ def rmw_name() -> str:
 
 def to_msg(desc: Descriptor) -> DataDescriptor:
     """Convert a core descriptor into the ROS message."""
-    msg = DataDescriptor()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(desc.stamp_ns, 1_000_000_000)
+    msg = DataDescriptor(**to_wire(desc))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(desc.stamp_ns, NS_PER_S)
     msg.header.frame_id = desc.frame_id
-    msg.shm_name = desc.shm_name
-    msg.incarnation = desc.incarnation
-    msg.slot = desc.slot
-    msg.sequence = desc.sequence
-    msg.offset = desc.offset
-    msg.nbytes = desc.nbytes
-    msg.dtype = desc.dtype
-    msg.shape = list(desc.shape)
-    msg.checksum = desc.checksum
-    msg.checksum_valid = desc.checksum_valid
-    msg.memory_kind = desc.memory_kind
-    msg.cuda_ipc_handle = bytes(desc.cuda_ipc_handle)
-    msg.cuda_event_handle = bytes(desc.cuda_event_handle)
     return msg
 
 
 def from_msg(msg: DataDescriptor) -> Descriptor:
     """Convert a received ROS message into a core descriptor (validated later)."""
-    return Descriptor(
-        shm_name=msg.shm_name, incarnation=msg.incarnation, slot=msg.slot,
-        sequence=msg.sequence, offset=msg.offset, nbytes=msg.nbytes, dtype=msg.dtype,
-        shape=list(msg.shape), checksum=msg.checksum, checksum_valid=msg.checksum_valid,
-        memory_kind=msg.memory_kind, cuda_ipc_handle=bytes(msg.cuda_ipc_handle),
-        cuda_event_handle=bytes(msg.cuda_event_handle),
-        stamp_ns=msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
-        frame_id=msg.header.frame_id)
+    stamp = msg.header.stamp
+    return from_wire(msg, stamp.sec, stamp.nanosec, msg.header.frame_id)
 
 
 class RosLogHandler(logging.Handler):

@@ -1,5 +1,5 @@
 """
-Frame streams over a slot pool: what a producer and a consumer do per frame, without ROS.
+Frames over a slot pool: what a producer and a consumer do per frame, without ROS.
 
 The ROS nodes and the ROS-free Cyclone DDS peer both wrap these two classes, so the
 protocol (sequence lock, validation, release, counters) exists exactly once.
@@ -10,10 +10,10 @@ import logging
 from typing import Callable, Dict, Optional, Sequence
 
 from jetson_shm_ros.core.backend import CpuBackend
-from jetson_shm_ros.core.descriptor import (
-    Descriptor, DescriptorError, MEMORY_KIND_NAMES, validate_static)
+from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
+from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
 from jetson_shm_ros.core.payload import normalize_dtype, payload_nbytes
-from jetson_shm_ros.core.pool import AttachedSegment, SegmentError, SlotPool
+from jetson_shm_ros.core.pool import AttachedSegment, SlotPool
 
 _log = logging.getLogger('jetson_shm_ros.stream')
 
@@ -168,8 +168,8 @@ class FrameConsumer:
                 return self._invalid(desc, error.reason, str(error))
         try:
             return self._read(segment, desc)
-        except RuntimeError as error:  # SegmentError, GpuError: count it, keep consuming
-            return self._invalid(desc, getattr(error, 'reason', 'read_error'), str(error))
+        except ShmRosError as error:  # SegmentError, GpuError: count it, keep consuming
+            return self._invalid(desc, error.reason, str(error))
         finally:
             segment.release(desc.slot, desc.sequence)
 

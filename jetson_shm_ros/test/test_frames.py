@@ -5,10 +5,10 @@ import multiprocessing
 import os
 
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_CUDA_IPC
+from jetson_shm_ros.core.frames import (
+    DROPPED, FrameConsumer, FrameProducer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
 from jetson_shm_ros.core.payload import expected_pattern_checksum
 from jetson_shm_ros.core.pool import SHM_DIR, SlotPool
-from jetson_shm_ros.core.stream import (
-    DROPPED, FrameConsumer, FrameProducer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
 import numpy as np
 import pytest
 
