@@ -4,10 +4,11 @@
 #   make build   colcon build of jetson_shm_ros_interfaces and jetson_shm_ros into build/ install/ log/
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
+#   make bench   latency/throughput vs a plain ROS 2 message -> bench/results/ (MODE=quick|full)
 #   make clean   remove build/ install/ log/      make distclean   also remove the venv
 #
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
-# LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS.
+# LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS, MODE and BENCH_ARGS (make bench).
 # Another interpreter needs its own venv and workspace, e.g.
 #   make PYTHON=python3.10 VENV=.venv-py310 BUILD_BASE=build-py310 INSTALL_BASE=install-py310 test
 
@@ -43,7 +44,7 @@ ENV_NO_INSTALL := export JSR_ENV_NO_INSTALL=1; $(ENV); unset JSR_ENV_NO_INSTALL
 COLCON_PATHS := --base-paths $(PACKAGES) --build-base $(BUILD_BASE) --install-base $(INSTALL_BASE)
 COLCON_EVENTS := desktop_notification- status-
 
-.PHONY: setup build test demo clean distclean
+.PHONY: setup build test demo bench clean distclean
 
 setup:
 	@$(ENV_NO_INSTALL); \
@@ -108,6 +109,21 @@ test: build
 
 demo: build
 	@$(ENV); "$(ROOT)/scripts/demo.sh"
+
+MODE ?= quick
+BENCH_ARGS ?=
+BENCH_REQUIREMENTS := $(ROOT)/requirements/bench.txt
+BENCH_STAMP := $(VENV_DIR)/.jsr-bench.stamp
+
+$(BENCH_STAMP): $(BENCH_REQUIREMENTS)
+	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check -r "$(BENCH_REQUIREMENTS)"
+	@touch "$@"
+
+# quick: CPU transports up to 64 MiB in a few minutes; full: also 256 MiB and, with a GPU,
+# pinned / pinned_copy / cuda_ipc (scripts/gpu_bench_full.sh runs it on a GPU machine).
+bench: build
+	@$(ENV); if [ "$$JSR_ROS_MODE" = venv ]; then $(MAKE) --no-print-directory -f $(ROOT)/Makefile "$(BENCH_STAMP)"; fi
+	@$(ENV); cd "$(ROOT)"; "$$JSR_PYTHON" -m bench --mode $(MODE) $(BENCH_ARGS)
 
 clean:
 	cd "$(ROOT)" && rm -rf $(BUILD_BASE) $(INSTALL_BASE) $(LOG_BASE)

@@ -1,0 +1,256 @@
+"""
+The benchmark's two ROS processes: `python -m bench.peer publish|subscribe PLAN.json`.
+
+The publisher drives every phase of the plan (one transport, size and measure): it asks the
+subscriber on `bench/control` to subscribe, waits until both sides matched, sends frames, and
+prints one `RESULT {json}` line per phase. The subscriber acknowledges each frame on
+`bench/ack` with the time it held (or had verified) it. Both stamp CLOCK_MONOTONIC, which all
+processes of a machine share, so latency is t1 - t0 without any clock offset. Acks also pace
+the publisher: one frame in flight for latency, SLOTS for throughput.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from bench.transports import GpuChecksum, make_publisher, make_subscription, SLOTS, Sources
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+MATCH_TIMEOUT_S = 30.0
+CONTROL_RESEND_S = 0.5
+
+
+def _control_qos() -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=256,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def percentile(values: list, fraction: float) -> float:
+    """Return the nearest-rank value at `fraction` (p99 of under 100 samples: the largest)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(fraction * len(ordered) + 0.999999) - 1))]
+
+
+def latency_summary(values_ms: list) -> dict:
+    """p50, p99, n (and mean, min, max) of a latency series in milliseconds."""
+    if not values_ms:
+        return {'n': 0}
+    return {'p50_ms': statistics.median(values_ms), 'p99_ms': percentile(values_ms, 0.99),
+            'min_ms': min(values_ms), 'max_ms': max(values_ms),
+            'mean_ms': statistics.fmean(values_ms), 'n': len(values_ms)}
+
+
+class Publisher:
+    """Drives the phases; keeps the acks of the current phase."""
+
+    def __init__(self, plan: dict):
+        self.plan = plan
+        self.node = Node('bench_publisher')
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.control = self.node.create_publisher(String, 'bench/control', _control_qos())
+        self.node.create_subscription(String, 'bench/ack', self._on_ack, _control_qos())
+        self.phase_id, self.ready, self.closed = None, False, None
+        self.frames = {}
+        self._sources = {}
+
+    def _on_ack(self, msg: String) -> None:
+        kind, phase_id, rest = (msg.data.split(' ', 2) + [''])[:3]
+        if int(phase_id) != self.phase_id:
+            return
+        if kind == 'frame':
+            k, t1, ok = rest.split()
+            self.frames[int(k)] = (int(t1), ok == '1')
+        elif kind == 'ready':
+            self.ready = True
+        elif kind == 'closed':
+            self.closed = json.loads(rest)
+
+    def spin(self, seconds: float) -> None:
+        """Handle acks for up to `seconds`."""
+        self.executor.spin_once(timeout_sec=seconds)
+
+    def sources(self, side: int) -> Sources:
+        """Return the source frames of one size, made once."""
+        if side not in self._sources:
+            self._sources[side] = Sources(side, self.plan['gpu'])
+        return self._sources[side]
+
+    def _handshake(self, message: str, done) -> None:
+        deadline, last = time.monotonic() + MATCH_TIMEOUT_S, 0.0
+        while not done():
+            if time.monotonic() - last > CONTROL_RESEND_S:
+                self.control.publish(String(data=message))
+                last = time.monotonic()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'no answer from the subscriber to {message[:60]!r}')
+            self.spin(0.02)
+
+    def send(self, tx, k: int, timeout_s: float):
+        """Send frame k, retrying while no slot is free; return t0 or None."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            t0 = tx.send(k)
+            if t0 is not None or time.monotonic() > deadline:
+                return t0
+            self.spin(0.0005)
+
+    def run_phase(self, phase: dict) -> dict:
+        """Run one phase and return its result."""
+        self.phase_id, self.ready, self.closed, self.frames = phase['id'], False, None, {}
+        side = phase['side']
+        tx = make_publisher(self.node, phase['transport'], f'bench/p{phase["id"]}', side,
+                            self.sources(side), phase['measure'],
+                            f'{self.plan["shm_prefix"]}_{phase["id"]}')
+        try:
+            self._handshake('start ' + json.dumps(phase), lambda: self.ready and tx.matched())
+            began = time.monotonic()
+            if phase['measure'] == 'throughput':
+                stats = self.throughput(tx, phase)
+            else:
+                stats = self.latency(tx, phase)
+            stats['seconds'] = time.monotonic() - began
+            self._handshake(f'end {phase["id"]}', lambda: self.closed is not None)
+        finally:
+            tx.close()
+        return dict(phase, **stats, subscriber_counts=self.closed)
+
+    def latency(self, tx, phase: dict) -> dict:
+        """One frame in flight; t1 - t0 per frame after the warm-up."""
+        timeout_s = 5.0 + phase['size'] / 20e6
+        values, lost, bad, k = [], 0, 0, 0
+        began = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - began
+            if len(values) >= phase['n_max'] or k > 2 * phase['n_max'] + phase['warmup'] or \
+                    (len(values) >= phase['n_min'] and elapsed >= phase['budget_s']) or \
+                    (len(values) >= 3 and elapsed >= phase['hard_budget_s']):
+                break
+            t0 = self.send(tx, k, timeout_s)
+            deadline = time.monotonic() + timeout_s
+            while t0 is not None and k not in self.frames and time.monotonic() < deadline:
+                self.spin(0.01)
+            if k not in self.frames:
+                lost += 1
+            elif not self.frames[k][1]:
+                bad += 1
+            elif k >= phase['warmup']:
+                values.append((self.frames[k][0] - t0) / 1e6)
+            k += 1
+        return dict(latency_summary(values), sent=k, lost=lost, bad=bad)
+
+    def throughput(self, tx, phase: dict) -> dict:
+        """Up to SLOTS frames in flight for duration_s; rate from the subscriber's stamps."""
+        timeout_s = 5.0 + phase['size'] / 20e6
+        in_flight, lost, k = {}, 0, 0
+        began = time.monotonic()
+        while time.monotonic() - began < phase['duration_s'] or len(self.frames) < 3 + \
+                phase['warmup'] and time.monotonic() - began < phase['hard_budget_s']:
+            for done in [key for key in in_flight if key in self.frames]:
+                del in_flight[done]
+            for stale in [key for key, t in in_flight.items() if time.monotonic() - t > timeout_s]:
+                del in_flight[stale]
+                lost += 1
+            if len(in_flight) < SLOTS and self.send(tx, k, 0.0) is not None:
+                in_flight[k] = time.monotonic()
+                k += 1
+            else:
+                self.spin(0.002)
+        deadline = time.monotonic() + timeout_s
+        while any(key not in self.frames for key in in_flight) and time.monotonic() < deadline:
+            self.spin(0.01)
+        lost += sum(key not in self.frames for key in in_flight)
+        good = sorted(t1 for key, (t1, ok) in self.frames.items() if ok and key >= phase['warmup'])
+        bad = sum(not ok for _, ok in self.frames.values())
+        result = {'sent': k, 'lost': lost, 'bad': bad, 'n': len(good)}
+        if len(good) >= 2:
+            fps = (len(good) - 1) / ((good[-1] - good[0]) / 1e9)
+            result.update(fps=fps, GBps=fps * phase['size'] / 1e9)
+        return result
+
+
+class Subscriber:
+    """Subscribes per phase as told; acknowledges every frame."""
+
+    def __init__(self, plan: dict):
+        self.node = Node('bench_subscriber')
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.acks = self.node.create_publisher(String, 'bench/ack', _control_qos())
+        self.node.create_subscription(String, 'bench/control', self._on_control, _control_qos())
+        self.gpu_checksum = GpuChecksum() if plan['gpu'] else None
+        self.phase_id, self.rx, self.finished = None, None, False
+
+    def _ack(self, text: str) -> None:
+        self.acks.publish(String(data=text))
+
+    def _on_control(self, msg: String) -> None:
+        kind, _, rest = msg.data.partition(' ')
+        if kind == 'quit':
+            self.finished = True
+        elif kind == 'start':
+            phase = json.loads(rest)
+            if phase['id'] != self.phase_id:
+                self._close()
+                self.phase_id = phase['id']
+                self.rx = make_subscription(self.node, phase['transport'],
+                                            f'bench/p{phase["id"]}', phase['measure'],
+                                            self._on_frame, self.gpu_checksum)
+            self._ack(f'ready {phase["id"]}')
+        elif kind == 'end' and int(rest) == self.phase_id:
+            counts = self._close()
+            self._ack(f'closed {rest} {json.dumps(counts)}')
+        elif kind == 'end':
+            self._ack(f'closed {rest} {{}}')
+
+    def _on_frame(self, k: int, t1: int, ok: bool) -> None:
+        self._ack(f'frame {self.phase_id} {k} {t1} {int(ok)}')
+
+    def _close(self) -> dict:
+        counts = {}
+        if self.rx is not None:
+            counts = self.rx.counts()
+            self.rx.close(self.node)
+            self.rx = None
+        return counts
+
+
+def main(argv) -> int:
+    """Run one side; the publisher prints INFO and RESULT lines on stdout."""
+    role, plan_path = argv[1], argv[2]
+    with open(plan_path) as plan_file:
+        plan = json.load(plan_file)
+    rclpy.init()
+    try:
+        if role == 'subscribe':
+            side = Subscriber(plan)
+            while rclpy.ok() and not side.finished:
+                side.executor.spin_once(timeout_sec=0.1)
+            side._close()
+            return 0
+        side = Publisher(plan)
+        from rclpy.utilities import get_rmw_implementation_identifier
+        print('INFO ' + json.dumps({'rmw': get_rmw_implementation_identifier(),
+                                    'pid': os.getpid()}), flush=True)
+        for phase in plan['phases']:
+            try:
+                result = side.run_phase(phase)
+            except Exception as error:  # noqa: B902 - one broken phase must not end the run
+                result = dict(phase, n=0, error=f'{type(error).__name__}: {error}')
+            print('RESULT ' + json.dumps(result), flush=True)
+        side.control.publish(String(data='quit'))
+        side.spin(0.2)
+        return 0
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

@@ -1,0 +1,161 @@
+"""
+One benchmark run: `python -m bench [--mode quick|full]` (what `make bench` runs).
+
+Measures the ceilings, starts the subscriber and the publisher process (bench/peer.py) on an
+isolated ROS domain, prints a line per phase while it runs, and writes
+bench/results/<machine>-<date>.json, .md and .png (bench/report.py).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench import ceilings, report
+from bench.transports import GPU_ONLY, MEASURES, TRANSPORTS
+
+KIB, MIB = 1 << 10, 1 << 20
+SIZES = {'quick': [4 * KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB],
+         'full': [4 * KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB]}
+# Per phase: latency stops after n_max samples, or n_min once budget_s passed, or 3 once
+# hard_budget_s passed (a plain message of 256 MiB takes a second); throughput runs
+# duration_s. The first `warmup` frames (mapping, pinning, first allocations) do not count.
+BUDGETS = {'quick': {'n_min': 20, 'n_max': 300, 'budget_s': 1.5, 'hard_budget_s': 6.0,
+                     'duration_s': 1.5, 'warmup': 3},
+           'full': {'n_min': 10, 'n_max': 200, 'budget_s': 0.5, 'hard_budget_s': 4.0,
+                    'duration_s': 0.7, 'warmup': 3}}
+SUBSCRIBER_EXIT_S = 15.0
+
+
+def size_label(size: int) -> str:
+    """4096 -> '4 KiB', 1 << 20 -> '1 MiB'."""
+    return f'{size // MIB} MiB' if size >= MIB else f'{size // KIB} KiB'
+
+
+def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
+    """Every phase, transport by transport, size by size."""
+    phases = []
+    for transport in transports:
+        for size in sizes:
+            for measure in measures:
+                if transport == 'descriptor' and measure == 'handover':
+                    continue  # no payload: hand-over and end to end are the same thing
+                side = int(round(size ** 0.5))
+                phases.append(dict(budget, id=len(phases), transport=transport, size=side * side,
+                                   side=side, measure=measure))
+    return {'gpu': gpu, 'phases': phases, 'shm_prefix': f'/jsr_bench_{os.getpid()}'}
+
+
+def _describe(result: dict) -> str:
+    if result.get('error'):
+        return f'ERROR {result["error"]}'
+    if result['measure'] == 'throughput':
+        if 'fps' not in result:
+            return f'no rate (n={result.get("n", 0)})'
+        return (f'{result["fps"]:9.1f} frames/s {result["GBps"]:7.3f} GB/s '
+                f'(n={result["n"]}, lost={result["lost"]})')
+    if not result.get('n'):
+        return f'no sample (lost={result.get("lost")})'
+    return (f'p50 {result["p50_ms"]:9.3f} ms  p99 {result["p99_ms"]:9.3f} ms  '
+            f'(n={result["n"]}, lost={result["lost"]}, bad={result["bad"]})')
+
+
+def run_peers(plan: dict) -> tuple:
+    """Start both processes, relay progress, return (info, results)."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               ROS_DOMAIN_ID=os.environ.get('BENCH_DOMAIN_ID',
+                                            str(random.SystemRandom().randrange(100, 200))))
+    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as plan_file:
+        json.dump(plan, plan_file)
+    command = [sys.executable, '-m', 'bench.peer']
+    root = ceilings.ROOT
+    subscriber = subprocess.Popen(command + ['subscribe', plan_file.name], cwd=root, env=env)
+    info, results = {}, []
+    try:
+        publisher = subprocess.Popen(command + ['publish', plan_file.name], cwd=root, env=env,
+                                     stdout=subprocess.PIPE, text=True)
+        total, began = len(plan['phases']), time.monotonic()
+        for line in publisher.stdout:
+            if line.startswith('INFO '):
+                info = json.loads(line[5:])
+                print(f'bench: rmw={info["rmw"]}, ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, '
+                      f'{total} phases', flush=True)
+            elif line.startswith('RESULT '):
+                result = json.loads(line[7:])
+                results.append(result)
+                print(f'[{len(results):3d}/{total} {time.monotonic() - began:5.0f} s] '
+                      f'{result["transport"]:<11} {size_label(result["size"]):>7} '
+                      f'{result["measure"]:<10} {_describe(result)}', flush=True)
+            else:
+                print(line, end='', flush=True)
+        publisher.wait()
+        subscriber.wait(timeout=SUBSCRIBER_EXIT_S)
+    finally:
+        for process in (subscriber,):
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=SUBSCRIBER_EXIT_S)
+        os.unlink(plan_file.name)
+    return info, results
+
+
+def measure_ceilings(sizes, gpu: bool) -> dict:
+    """Host memcpy per size, and on a GPU the H2D / kernel-read ceilings per size."""
+    result = {'host_memcpy_GBps': {}}
+    for size in sizes:
+        result['host_memcpy_GBps'][size] = ceilings.host_memcpy_GBps(size)
+        print(f'bench: ceiling host memcpy {size_label(size):>7}: '
+              f'{result["host_memcpy_GBps"][size]:6.2f} GB/s', flush=True)
+    if gpu:
+        for size, rates in ceilings.gpu_GBps(sizes).items():
+            for key, value in rates.items():
+                result.setdefault(f'{key}_GBps', {})[size] = value
+            print(f'bench: ceiling GPU {size_label(size):>7}: pinned H2D {rates["h2d"]:6.1f} '
+                  f'GB/s, kernel read of a mapped slot {rates["kernel_read"]:6.1f} GB/s, '
+                  f'device read {rates["device_read"]:7.1f} GB/s', flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    """Plan, measure, write; exit status 1 if a phase failed or got no sample."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--mode', choices=sorted(SIZES), default='quick')
+    parser.add_argument('--transports', nargs='+', choices=TRANSPORTS)
+    parser.add_argument('--sizes', nargs='+', type=int, help='bytes (default: by mode)')
+    parser.add_argument('--measures', nargs='+', choices=MEASURES, default=list(MEASURES))
+    parser.add_argument('--out-dir', default=os.path.join(ceilings.ROOT, 'bench', 'results'))
+    args = parser.parse_args(argv)
+
+    machine = ceilings.machine()
+    gpu = bool(machine['gpu'].get('name'))
+    transports = args.transports or [name for name in TRANSPORTS
+                                     if gpu or name not in GPU_ONLY]
+    sizes = args.sizes or SIZES[args.mode]
+    print(f'bench: {args.mode} mode on {machine["cpu"]} ({machine["cores"]} cores), GPU: '
+          f'{machine["gpu"].get("name") or "none (" + machine["gpu"]["why_none"] + ")"}; '
+          f'transports {transports}; sizes {[size_label(size) for size in sizes]}', flush=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    limits = measure_ceilings(sizes, gpu)
+    plan = make_plan(transports, sizes, args.measures, BUDGETS[args.mode], gpu)
+    info, results = run_peers(plan)
+    document = {'mode': args.mode, 'started_utc': started.isoformat(timespec='seconds'),
+                'seconds': (datetime.datetime.now(datetime.timezone.utc) -
+                            started).total_seconds(),
+                'machine': machine, 'versions': dict(ceilings.versions(), rmw=info.get('rmw')),
+                'ceilings': limits, 'budgets': BUDGETS[args.mode], 'results': results}
+    os.makedirs(args.out_dir, exist_ok=True)
+    base = os.path.join(args.out_dir, f'{ceilings.machine_slug(machine)}-'
+                        f'{started:%Y-%m-%d}' + ('' if args.mode == 'quick' else '-full'))
+    paths = report.write_all(document, base)
+    print(open(paths['md']).read())
+    print('bench: wrote ' + ', '.join(paths.values()))
+    failed = [r for r in results if r.get('error') or not r.get('n')]
+    for result in failed:
+        print(f'bench: FAILED {result["transport"]} {size_label(result["size"])} '
+              f'{result["measure"]}: {_describe(result)}')
+    return 1 if failed or len(results) != len(plan['phases']) else 0
