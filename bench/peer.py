@@ -1,12 +1,14 @@
 """
 The benchmark's two ROS processes: `python -m bench.peer publish|subscribe PLAN.json`.
 
-The publisher drives every phase of the plan (one transport, size and measure): it asks the
-subscriber on `bench/control` to subscribe, waits until both sides matched, sends frames, and
-prints one `RESULT {json}` line per phase. The subscriber acknowledges each frame on
-`bench/ack` with the time it held (or had verified) it. Both stamp CLOCK_MONOTONIC, which all
-processes of a machine share, so latency is t1 - t0 without any clock offset. Acks also pace
-the publisher: one frame in flight for latency, SLOTS for throughput.
+The publisher drives every phase of the plan (a size, a measure and one or more transports):
+it asks the subscriber on `bench/control` to subscribe, waits until both sides matched, sends
+frames, and prints one `RESULT {json}` line per transport and phase. The subscriber
+acknowledges each frame on `bench/ack` with the time it held (or had verified) it. Both stamp
+CLOCK_MONOTONIC, which all processes of a machine share, so latency is t1 - t0 without any
+clock offset. Acks also pace the publisher: one frame in flight for latency, WINDOW for
+throughput. A latency phase sends frame k through transport k % T, round after round, so load
+from elsewhere on the machine hits every transport alike.
 """
 
 import json
@@ -24,6 +26,11 @@ from std_msgs.msg import String
 
 MATCH_TIMEOUT_S = 30.0
 CONTROL_RESEND_S = 0.5
+# Pause between latency frames: 0.5 ms plus a fifth of the last frame's latency, at most 50 ms.
+SETTLE_MIN_S, SETTLE_MAX_S = 0.0005, 0.05
+# Throughput: frames in flight. One less than the slots, so the slot a new frame needs was
+# released by a callback that already returned (reliable policy; no waiting for a free slot).
+WINDOW = SLOTS - 1
 
 
 def _control_qos() -> QoSProfile:
@@ -102,52 +109,68 @@ class Publisher:
                 return t0
             self.spin(0.0005)
 
-    def run_phase(self, phase: dict) -> dict:
-        """Run one phase and return its result."""
+    def run_phase(self, phase: dict) -> list:
+        """Run one phase; return a result per transport."""
         self.phase_id, self.ready, self.closed, self.frames = phase['id'], False, None, {}
-        side = phase['side']
-        tx = make_publisher(self.node, phase['transport'], f'bench/p{phase["id"]}', side,
-                            self.sources(side), phase['measure'],
-                            f'{self.plan["shm_prefix"]}_{phase["id"]}')
+        side, txs = phase['side'], []
         try:
-            self._handshake('start ' + json.dumps(phase), lambda: self.ready and tx.matched())
+            for index, transport in enumerate(phase['transports']):
+                txs.append(make_publisher(
+                    self.node, transport, f'bench/p{phase["id"]}_{index}', side,
+                    self.sources(side), phase['measure'],
+                    f'{self.plan["shm_prefix"]}_{phase["id"]}_{index}'))
+            self._handshake('start ' + json.dumps(phase),
+                            lambda: self.ready and all(tx.matched() for tx in txs))
             began = time.monotonic()
             if phase['measure'] == 'throughput':
-                stats = self.throughput(tx, phase)
+                stats = [self.throughput(txs[0], phase)]
             else:
-                stats = self.latency(tx, phase)
-            stats['seconds'] = time.monotonic() - began
+                stats = self.latency(txs, phase)
+            seconds = time.monotonic() - began
             self._handshake(f'end {phase["id"]}', lambda: self.closed is not None)
         finally:
-            tx.close()
-        return dict(phase, **stats, subscriber_counts=self.closed)
+            for tx in txs:
+                tx.close()
+        common = {key: value for key, value in phase.items() if key != 'transports'}
+        return [dict(common, transport=transport, seconds=seconds, **stat,
+                     subscriber_counts=self.closed.get(str(index), {}))
+                for index, (transport, stat) in enumerate(zip(phase['transports'], stats))]
 
-    def latency(self, tx, phase: dict) -> dict:
-        """One frame in flight; t1 - t0 per frame after the warm-up."""
+    def latency(self, txs: list, phase: dict) -> list:
+        """One frame in flight, transports in turn; t1 - t0 per frame after the warm-up."""
         timeout_s = 5.0 + phase['size'] / 20e6
-        values, lost, bad, k = [], 0, 0, 0
-        began = time.monotonic()
+        count = len(txs)
+        values = [[] for _ in txs]
+        lost, bad, sent = [0] * count, [0] * count, [0] * count
+        began, k = time.monotonic(), 0
         while True:
-            elapsed = time.monotonic() - began
-            if len(values) >= phase['n_max'] or k > 2 * phase['n_max'] + phase['warmup'] or \
-                    (len(values) >= phase['n_min'] and elapsed >= phase['budget_s']) or \
-                    (len(values) >= 3 and elapsed >= phase['hard_budget_s']):
+            elapsed, fewest = time.monotonic() - began, min(len(v) for v in values)
+            if fewest >= phase['n_max'] or k > count * (2 * phase['n_max'] + phase['warmup']) \
+                    or (fewest >= phase['n_min'] and elapsed >= phase['budget_s']) or \
+                    (fewest >= 3 and elapsed >= phase['hard_budget_s']):
                 break
-            t0 = self.send(tx, k, timeout_s)
+            index = k % count
+            t0 = self.send(txs[index], k, timeout_s)
             deadline = time.monotonic() + timeout_s
             while t0 is not None and k not in self.frames and time.monotonic() < deadline:
                 self.spin(0.01)
             if k not in self.frames:
-                lost += 1
+                lost[index] += 1
             elif not self.frames[k][1]:
-                bad += 1
-            elif k >= phase['warmup']:
-                values.append((self.frames[k][0] - t0) / 1e6)
+                bad[index] += 1
+            elif sent[index] >= phase['warmup']:
+                values[index].append((self.frames[k][0] - t0) / 1e6)
+            if k in self.frames:
+                # Let both sides finish the frame (release, free, DDS acknowledgements) before
+                # the next one is timed.
+                time.sleep(min(SETTLE_MAX_S, SETTLE_MIN_S + (self.frames[k][0] - t0) / 5e9))
+            sent[index] += 1
             k += 1
-        return dict(latency_summary(values), sent=k, lost=lost, bad=bad)
+        return [dict(latency_summary(values[i]), sent=sent[i], lost=lost[i], bad=bad[i])
+                for i in range(count)]
 
     def throughput(self, tx, phase: dict) -> dict:
-        """Up to SLOTS frames in flight for duration_s; rate from the subscriber's stamps."""
+        """Up to WINDOW frames in flight for duration_s; rate from the subscriber's stamps."""
         timeout_s = 5.0 + phase['size'] / 20e6
         in_flight, lost, k = {}, 0, 0
         began = time.monotonic()
@@ -158,11 +181,11 @@ class Publisher:
             for stale in [key for key, t in in_flight.items() if time.monotonic() - t > timeout_s]:
                 del in_flight[stale]
                 lost += 1
-            if len(in_flight) < SLOTS and self.send(tx, k, 0.0) is not None:
+            if len(in_flight) < WINDOW and self.send(tx, k, timeout_s) is not None:
                 in_flight[k] = time.monotonic()
                 k += 1
             else:
-                self.spin(0.002)
+                self.spin(0.0005)
         deadline = time.monotonic() + timeout_s
         while any(key not in self.frames for key in in_flight) and time.monotonic() < deadline:
             self.spin(0.01)
@@ -186,7 +209,7 @@ class Subscriber:
         self.acks = self.node.create_publisher(String, 'bench/ack', _control_qos())
         self.node.create_subscription(String, 'bench/control', self._on_control, _control_qos())
         self.gpu_checksum = GpuChecksum() if plan['gpu'] else None
-        self.phase_id, self.rx, self.finished = None, None, False
+        self.phase_id, self.rxs, self.finished = None, [], False
 
     def _ack(self, text: str) -> None:
         self.acks.publish(String(data=text))
@@ -200,9 +223,10 @@ class Subscriber:
             if phase['id'] != self.phase_id:
                 self._close()
                 self.phase_id = phase['id']
-                self.rx = make_subscription(self.node, phase['transport'],
-                                            f'bench/p{phase["id"]}', phase['measure'],
-                                            self._on_frame, self.gpu_checksum)
+                self.rxs = [make_subscription(self.node, transport,
+                                              f'bench/p{phase["id"]}_{index}', phase['measure'],
+                                              self._on_frame, self.gpu_checksum)
+                            for index, transport in enumerate(phase['transports'])]
             self._ack(f'ready {phase["id"]}')
         elif kind == 'end' and int(rest) == self.phase_id:
             counts = self._close()
@@ -215,10 +239,10 @@ class Subscriber:
 
     def _close(self) -> dict:
         counts = {}
-        if self.rx is not None:
-            counts = self.rx.counts()
-            self.rx.close(self.node)
-            self.rx = None
+        for index, rx in enumerate(self.rxs):
+            counts[str(index)] = rx.counts()
+            rx.close(self.node)
+        self.rxs = []
         return counts
 
 
@@ -241,10 +265,14 @@ def main(argv) -> int:
                                     'pid': os.getpid()}), flush=True)
         for phase in plan['phases']:
             try:
-                result = side.run_phase(phase)
+                results = side.run_phase(phase)
             except Exception as error:  # noqa: B902 - one broken phase must not end the run
-                result = dict(phase, n=0, error=f'{type(error).__name__}: {error}')
-            print('RESULT ' + json.dumps(result), flush=True)
+                common = {key: value for key, value in phase.items() if key != 'transports'}
+                results = [dict(common, transport=transport, n=0,
+                                error=f'{type(error).__name__}: {error}')
+                           for transport in phase['transports']]
+            for result in results:
+                print('RESULT ' + json.dumps(result), flush=True)
         side.control.publish(String(data='quit'))
         side.spin(0.2)
         return 0

@@ -30,7 +30,7 @@ THROUGHPUT_CEILING = {'cpu': 'host_memcpy_GBps', 'ros_msg': 'host_memcpy_GBps',
 MEASURE_TITLES = {'e2e': 'End to end: publish -> every byte read once, checksum verified',
                   'handover': 'Hand-over: publish -> the subscriber holds the frame (no payload '
                               'read)',
-                  'throughput': 'Throughput: up to 4 frames in flight, the subscriber reads '
+                  'throughput': 'Throughput: up to 3 frames in flight, the subscriber reads '
                                 'every byte'}
 
 

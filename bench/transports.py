@@ -68,9 +68,9 @@ class Sources:
             import cupy
             self.device = [cupy.asarray(frame) for frame in self.host]
 
-    def pick(self, k: int) -> int:
-        """Alternate, so consecutive frames differ."""
-        return k % 2
+    def pick(self, count: int) -> int:
+        """Alternate, so a transport's consecutive frames differ."""
+        return count % 2
 
 
 class RosMsgPublisher:
@@ -79,6 +79,7 @@ class RosMsgPublisher:
     def __init__(self, node, topic: str, side: int, sources: Sources, measure: str):
         from sensor_msgs.msg import Image
         self._image, self._side, self._sources = Image, side, sources
+        self._sent = 0
         self._pub = node.create_publisher(Image, topic, data_qos())
 
     def matched(self) -> bool:
@@ -87,7 +88,8 @@ class RosMsgPublisher:
 
     def send(self, k: int) -> int:
         """Build the message from the source array and publish it."""
-        index = self._sources.pick(k)
+        index = self._sources.pick(self._sent)
+        self._sent += 1
         t0 = time.monotonic_ns()
         if self._sources.device is not None:
             host = self._sources.device[index].get()  # a GPU frame must come down first
@@ -137,6 +139,7 @@ class ShmFramePublisher:
         from jetson_shm_ros.core.errors import NoFreeSlot
         backend, mode = SHM[transport]
         self._sources, self._no_free_slot = sources, NoFreeSlot
+        self._sent = 0
         # Hand-over measures the hand-over alone: no checksum to compute or to check.
         self._pub = ShmPublisher(node, topic, dtype='uint8', shape=[side, side], slots=SLOTS,
                                  policy='reliable', required_readers=1, backend=backend,
@@ -152,7 +155,8 @@ class ShmFramePublisher:
 
     def send(self, k: int):
         """Fill a loaned slot (not timed), then publish it; None: no free slot, retry."""
-        index = self._sources.pick(k)
+        index = self._sources.pick(self._sent)
+        self._sent += 1
         try:
             with self._pub.loan(frame_id=str(k)) as frame:
                 if self._fill:

@@ -58,6 +58,10 @@ _HEADER = np.dtype([
     ('segment_bytes', '<u8'),
 ])
 
+# Header fields fixed for a mapping's lifetime (written before the magic, checked on attach).
+_LAYOUT_FIELDS = ('memory_kind', 'incarnation', 'owner_pid', 'slot_count', 'slot_size',
+                  'data_offset', 'policy')
+
 _log = logging.getLogger('jetson_shm_ros.pool')
 
 
@@ -108,9 +112,13 @@ class _Mapping:
         self._mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._bytes = np.frombuffer(self._mm, dtype=np.uint8)
         self._header = self._bytes[:_HEADER.itemsize].view(_HEADER)[0:1]
+        self._layout: Dict[str, int] = {}
         self.closed = False
 
     def _bind_tables(self) -> None:
+        # The layout never changes once written (creation) or checked (attach): read it once
+        # here instead of from the mapping several times per frame (measured: ~15 us a frame).
+        self._layout = {key: int(self._header[key][0]) for key in _LAYOUT_FIELDS}
         count = self.slot_count
         self._seq = self._bytes[HEADER_BYTES:HEADER_BYTES + 8 * count].view('<u8')
         table_start = HEADER_BYTES + 8 * count
@@ -119,7 +127,8 @@ class _Mapping:
             table_start:table_start + MAX_READERS * reader_type.itemsize].view(reader_type)
 
     def _field(self, key: str) -> int:
-        return int(self._header[key][0])
+        value = self._layout.get(key)
+        return int(self._header[key][0]) if value is None else value
 
     @property
     def incarnation(self) -> int:
@@ -332,12 +341,16 @@ class SlotPool(_Mapping):
         behind, live = [], 0
         for index in np.flatnonzero(self._readers['state'] == READER_ACTIVE):
             entry = self._readers[index]
+            # Only a reader that still holds the slot is asked whether it runs (a /proc read,
+            # measured ~10 us a frame): one that died after releasing is found on its next hold.
+            if int(entry['release'][slot]) >= published:
+                live += 1
+                continue
             if not process_alive(int(entry['pid']), int(entry['start'])):
                 self._reap(int(index))
                 continue
             live += 1
-            if int(entry['release'][slot]) < published:
-                behind.append(int(index))
+            behind.append(int(index))
         return behind, live
 
     def _reap(self, index: int) -> None:
