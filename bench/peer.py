@@ -31,6 +31,8 @@ SETTLE_MIN_S, SETTLE_MAX_S = 0.0005, 0.05
 # Throughput: frames in flight. One less than the slots, so the slot a new frame needs was
 # released by a callback that already returned (reliable policy; no waiting for a free slot).
 WINDOW = SLOTS - 1
+# A pause after a ros_msg phase: its big messages are still being freed and acknowledged.
+AFTER_ROS_MSG_S = 1.0
 
 
 def _control_qos() -> QoSProfile:
@@ -131,6 +133,8 @@ class Publisher:
         finally:
             for tx in txs:
                 tx.close()
+        if 'ros_msg' in phase['transports']:
+            time.sleep(AFTER_ROS_MSG_S)
         common = {key: value for key, value in phase.items() if key != 'transports'}
         return [dict(common, transport=transport, seconds=seconds, **stat,
                      subscriber_counts=self.closed.get(str(index), {}))

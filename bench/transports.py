@@ -10,8 +10,9 @@ has read and checked every byte of it (end to end, throughput).
   device memory on a GPU: users copy it down first); the subscriber reads it in place
   (np.frombuffer), or moves it to the device on a GPU, and checks a checksum computed ahead.
 - descriptor: an empty DataDescriptor, no payload: the floor that the RMW itself sets.
-- cpu, pinned, pinned_copy, cuda_ipc: ShmPublisher / ShmSubscription (the public API); the
-  producer writes into a loaned slot before t0 (writing is the producer's work, not transport).
+- cpu, pinned, pinned_copy, cuda_ipc: ShmPublisher / ShmSubscription (the public API, with
+  its defaults but for the reliable policy); the producer writes into a loaned slot before t0
+  (writing the frame is the producer's work, not the transport's).
 """
 
 import time
@@ -144,7 +145,7 @@ class ShmFramePublisher:
         self._pub = ShmPublisher(node, topic, dtype='uint8', shape=[side, side], slots=SLOTS,
                                  policy='reliable', required_readers=1, backend=backend,
                                  mode=mode, encoding='mono8', shm_name=shm_name,
-                                 checksum=measure != 'handover', diagnostics_period_s=0.0)
+                                 checksum=measure != 'handover')
         # Only end to end rewrites the frame each time (its checksum must be the new bytes').
         self._fill = measure == 'e2e'
         self._gpu = backend != 'cpu'
@@ -243,8 +244,7 @@ class ShmFrameSubscription:
         backend, mode = SHM[transport]
         self._on_frame = on_frame
         self._sub = ShmSubscription(node, topic, self._callback, backend=backend, mode=mode,
-                                    verify=measure != 'handover', queue_depth=SLOTS,
-                                    diagnostics_period_s=0.0)
+                                    verify=measure != 'handover', queue_depth=SLOTS)
 
     def _callback(self, frame, info) -> None:
         self._on_frame(int(info.frame_id), time.monotonic_ns(), True)
