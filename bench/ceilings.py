@@ -1,7 +1,8 @@
 """
 The hardware's limits, measured in the same run, and what machine and software ran it.
 
-Host: memcpy bandwidth (NumPy copyto, bytes copied per second, best of several). GPU: the pinned
+Host: memcpy bandwidth (NumPy copyto, bytes copied per second, best of several), and what the
+CPU checksum reads per second (to set it against memcpy). GPU: the pinned
 H2D cudaMemcpy bandwidth, the best kernel read of a mapped pinned slot, and a kernel read of
 device memory, all from scripts/gpu_bench.py (CUDA events, queued batches, results checked).
 """
@@ -29,6 +30,19 @@ def host_memcpy_GBps(nbytes: int, min_seconds: float = 0.2, max_reps: int = 200)
     while reps < 3 or (spent < min_seconds and reps < max_reps):
         began = time.perf_counter()
         np.copyto(target, source)
+        seconds = time.perf_counter() - began
+        best, spent, reps = min(best, seconds), spent + seconds, reps + 1
+    return nbytes / best / 1e9
+
+
+def cpu_checksum_GBps(nbytes: int, min_seconds: float = 0.2, max_reps: int = 200) -> float:
+    """Best bandwidth of the CPU checksum (core.payload.checksum_words) over nbytes."""
+    from jetson_shm_ros.core.payload import checksum_words
+    payload = np.ones(nbytes, dtype=np.uint8)
+    best, spent, reps = float('inf'), 0.0, 0
+    while reps < 3 or (spent < min_seconds and reps < max_reps):
+        began = time.perf_counter()
+        checksum_words(payload)
         seconds = time.perf_counter() - began
         best, spent, reps = min(best, seconds), spent + seconds, reps + 1
     return nbytes / best / 1e9

@@ -2,9 +2,10 @@
 A run's results as JSON, a Markdown table and a PNG plot, each result beside its ceiling.
 
 Ceilings (what the hardware allows, from numbers measured in the same run): the latency floor
-is the empty descriptor's p50 (the RMW alone; the median over the sizes it ran at, as its
-payload does not change with size). End to end, a transport that
-moves the payload once more costs at least floor + size / bandwidth, with the bandwidth of
+is the empty descriptor's p50 (the RMW alone), measured in the same phase, its frames taking
+turns with the result's (else at the same size, else the median of all its phases). End to
+end, a transport that moves the payload once more costs at least floor + size / bandwidth,
+with the bandwidth of
 host memcpy (cpu, ros_msg; ros_msg on a GPU also pays the pinned H2D copy) or of the pinned
 H2D copy (pinned, pinned_copy); cuda_ipc's ceiling is the floor. A hand-over reads no payload,
 so the shared-memory transports' ceiling is the floor. Throughput ceilings: host memcpy (cpu,
@@ -44,11 +45,24 @@ def _ceiling(document: dict, key: str, size: int):
     return values.get(size, values.get(str(size)))
 
 
-def floor_ms(document: dict, size: int = 0):
-    """Return the empty descriptor's p50, the median over sizes (its message never changes)."""
-    floors = [r['p50_ms'] for r in document['results']
-              if r['transport'] == 'descriptor' and r['measure'] == 'e2e' and r.get('n')]
-    return statistics.median(floors) if floors else None
+def floor_ms(document: dict, result: dict = None, size: int = 0, measure: str = ''):
+    """
+    Return the empty descriptor's p50 that a result (or a size and measure) compares with.
+
+    The one measured in the same phase (frames in turn), else at the same size and measure,
+    else the median over every phase (its message never changes).
+    """
+    floors = [r for r in document['results'] if r['transport'] == 'descriptor' and
+              r['measure'] != 'throughput' and r.get('n')]
+    if result is not None:
+        size, measure = result['size'], result['measure']
+        same_phase = [r['p50_ms'] for r in floors if r.get('id') == result.get('id')]
+        if same_phase:
+            return same_phase[0]
+    same_size = [r['p50_ms'] for r in floors if (r['size'], r['measure']) == (size, measure)]
+    if same_size:
+        return same_size[0]
+    return statistics.median(r['p50_ms'] for r in floors) if floors else None
 
 
 def add_ceilings(document: dict) -> None:
@@ -65,7 +79,7 @@ def add_ceilings(document: dict) -> None:
                 result['ceiling'] = {'GBps': bandwidth, 'of': THROUGHPUT_CEILING[transport]}
                 result['ratio'] = result['GBps'] / bandwidth
             continue
-        floor = floor_ms(document, size)
+        floor = floor_ms(document, result)
         if floor is None:
             continue
         keys = list(LATENCY_BANDWIDTH[transport])
@@ -79,6 +93,66 @@ def add_ceilings(document: dict) -> None:
         ceiling_ms = floor + sum(size / (bandwidth * 1e9) * 1e3 for bandwidth in bandwidths)
         result['ceiling'] = {'ms': ceiling_ms, 'of': ' + '.join(['descriptor floor'] + keys)}
         result['ratio'] = result['p50_ms'] / ceiling_ms
+
+
+def _find(document: dict, transport: str, size: int, measure: str):
+    for result in document['results']:
+        if (result['transport'], result['size'], result['measure']) == (transport, size, measure) \
+                and result.get('n'):
+            return result
+    return None
+
+
+def targets(document: dict) -> list:
+    """Return (target, measured, verdict) rows for issue 10's targets that this run covers."""
+    rows = []
+
+    def check(name: str, value, limit: float, at_most: bool, text: str) -> None:
+        if value is not None:
+            ok = value <= limit if at_most else value >= limit
+            rows.append((name, text.format(value), 'met' if ok else 'MISSED'))
+
+    sizes = sorted({r['size'] for r in document['results']})
+    small, mib64 = sizes[0], 64 * MIB
+    gpu = bool(document['machine']['gpu'].get('name'))
+    for transport in ('cpu', 'pinned', 'pinned_copy', 'cuda_ipc'):
+        e2e, floor = _find(document, transport, small, 'e2e'), None
+        if e2e:
+            floor = floor_ms(document, e2e)
+            limit = 1.15 if transport == 'cpu' else 1.25
+            check(f'{transport}: end to end at {size_label(small)} within {limit}x of the '
+                  'descriptor floor', e2e['p50_ms'] / floor, limit, True,
+                  f'{{:.2f}}x ({e2e["p50_ms"]:.3f} vs {floor:.3f} ms)')
+        first, last = _find(document, transport, small, 'handover'), \
+            _find(document, transport, sizes[-1], 'handover')
+        if first and last and last is not first:
+            check(f'{transport}: hand-over flat, p50 at {size_label(sizes[-1])} <= 1.1x p50 at '
+                  f'{size_label(small)}', last['p50_ms'] / first['p50_ms'], 1.1, True,
+                  f'{{:.2f}}x ({last["p50_ms"]:.3f} vs {first["p50_ms"]:.3f} ms)')
+    ros_msg = _find(document, 'ros_msg', mib64, 'e2e')
+    for transport, factor in (('cpu', 30.0), ('pinned', 100.0)):
+        shm = _find(document, transport, mib64, 'e2e')
+        if ros_msg and shm and (transport == 'cpu') != gpu:
+            check(f'{transport}: end to end at 64 MiB >= {factor:.0f}x faster than ros_msg',
+                  ros_msg['p50_ms'] / shm['p50_ms'], factor, False,
+                  f'{{:.1f}}x ({ros_msg["p50_ms"]:.1f} vs {shm["p50_ms"]:.2f} ms)')
+    for transport, limit in (('pinned', 1.15), ('cuda_ipc', 1.3)):
+        shm = _find(document, transport, mib64, 'e2e')
+        if shm and 'ratio' in shm:
+            check(f'{transport}: end to end at 64 MiB within {limit}x of '
+                  f'{shm["ceiling"]["of"]}', shm['ratio'], limit, True,
+                  f'{{:.2f}}x ({shm["p50_ms"]:.2f} vs {shm["ceiling"]["ms"]:.2f} ms)')
+    largest = sizes[-1]
+    checksum = _ceiling(document, 'cpu_checksum_GBps', largest)
+    memcpy = _ceiling(document, 'host_memcpy_GBps', largest)
+    if checksum and memcpy:
+        check(f'CPU checksum >= 70% of host memcpy bandwidth ({size_label(largest)})',
+              checksum / memcpy, 0.7, False, f'{{:.0%}} ({checksum:.2f} vs {memcpy:.2f} GB/s)')
+    kernel, h2d = (_ceiling(document, key, largest) for key in ('kernel_read_GBps', 'h2d_GBps'))
+    if kernel and h2d:
+        check(f'checksum kernel on a mapped slot >= 90% of pinned H2D ({size_label(largest)})',
+              kernel / h2d, 0.9, False, f'{{:.0%}} ({kernel:.1f} vs {h2d:.1f} GB/s)')
+    return rows
 
 
 def _cell(result: dict) -> str:
@@ -123,6 +197,12 @@ def markdown(document: dict) -> str:
         for size in sizes:
             lines.append(f'| {size_label(size)} | ' + ' | '.join(
                 _cell(index.get((t, size, measure))) for t in columns) + ' |')
+        lines.append('')
+    rows = targets(document)
+    if rows:
+        lines += ['## Targets of issue 10 that this run covers', '',
+                  '| target | measured (p50) | verdict |', '|---|---|---|']
+        lines += [f'| {name} | {value} | {verdict} |' for name, value, verdict in rows]
         lines.append('')
     lines += ['## Ceilings measured in this run (GB/s)', '',
               '| size | ' + ' | '.join(document['ceilings']) + ' |',
@@ -173,7 +253,7 @@ def plot(document: dict, path: str) -> None:
 
 
 def _draw_ceilings(axis, document: dict, measure: str, sizes: list) -> None:
-    floors = [floor_ms(document, size) for size in sizes]
+    floors = [floor_ms(document, size=size, measure=measure) for size in sizes]
     if measure == 'throughput':
         for key, style in (('host_memcpy_GBps', ':'), ('h2d_GBps', '--'),
                            ('kernel_read_GBps', '-.')):

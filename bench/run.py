@@ -30,6 +30,7 @@ BUDGETS = {'quick': {'n_min': 20, 'n_max': 300, 'budget_s': 1.5, 'hard_budget_s'
            'full': {'n_min': 10, 'n_max': 200, 'budget_s': 0.5, 'hard_budget_s': 4.0,
                     'duration_s': 0.7, 'warmup': 3}}
 SUBSCRIBER_EXIT_S = 15.0
+ROS_MSG_ALONE_ABOVE = MIB
 
 
 def size_label(size: int) -> str:
@@ -41,9 +42,10 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
     """
     Every phase, size by size.
 
-    A latency phase (hand-over, end to end) runs the descriptor and the shared-memory
-    transports at once, frame by frame in turn (ros_msg, up to 100 times slower, runs alone:
-    its big messages would disturb the others); a throughput phase runs one transport.
+    A latency phase (hand-over, end to end) runs the transports at once, frame by frame in
+    turn, the descriptor among them; above ROS_MSG_ALONE_ABOVE bytes ros_msg runs alone (it
+    is up to 100 times slower there, and its big messages would disturb the others). A
+    throughput phase runs one transport.
     """
     phases = []
     for size in sizes:
@@ -53,9 +55,11 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
             group = list(transports)
             if measure == 'throughput':
                 groups = [[t] for t in group]
-            else:
+            elif size > ROS_MSG_ALONE_ABOVE:
                 groups = [[t] for t in group if t == 'ros_msg'] + \
                     [[t for t in group if t != 'ros_msg']]
+            else:
+                groups = [group]
             for members in groups:
                 phases.append(dict(common, id=len(phases), measure=measure, transports=members))
     return {'gpu': gpu, 'phases': phases, 'shm_prefix': f'/jsr_bench_{os.getpid()}'}
@@ -122,16 +126,17 @@ def measure_ceilings(sizes, gpu: bool, before: dict = None) -> dict:
     Run before and after the transports (`before`: the first run's result); the best of the
     two counts, as a ceiling is what the machine can do.
     """
-    result = {'host_memcpy_GBps': {}}
+    result = {'host_memcpy_GBps': {}, 'cpu_checksum_GBps': {}}
     for size in sizes:
-        result['host_memcpy_GBps'][size] = max(
-            ceilings.host_memcpy_GBps(size), (before or {}).get(
-                'host_memcpy_GBps', {}).get(size, 0.0))
+        for key, measure in (('host_memcpy_GBps', ceilings.host_memcpy_GBps),
+                             ('cpu_checksum_GBps', ceilings.cpu_checksum_GBps)):
+            result[key][size] = max(measure(size), (before or {}).get(key, {}).get(size, 0.0))
         print(f'bench: ceiling host memcpy {size_label(size):>7}: '
-              f'{result["host_memcpy_GBps"][size]:6.2f} GB/s', flush=True)
+              f'{result["host_memcpy_GBps"][size]:6.2f} GB/s; the CPU checksum reads '
+              f'{result["cpu_checksum_GBps"][size]:6.2f} GB/s', flush=True)
     if gpu and before is not None:
         for key in before:
-            result.setdefault(key, before[key])
+            result.setdefault(key, before[key])  # the GPU's are measured once, before
     elif gpu:
         for size, rates in ceilings.gpu_GBps(sizes).items():
             for key, value in rates.items():
