@@ -255,7 +255,8 @@ def main(argv) -> int:
     role, plan_path = argv[1], argv[2]
     with open(plan_path) as plan_file:
         plan = json.load(plan_file)
-    rclpy.init()
+    # Warnings and errors only: each phase's endpoints would log their start-up lines.
+    rclpy.init(args=['--ros-args', '--log-level', 'warn'])
     try:
         if role == 'subscribe':
             side = Subscriber(plan)

@@ -180,7 +180,12 @@ def markdown(document: dict) -> str:
              f'{machine["os"]}; GPU: ' + (f'{gpu}, driver {machine["gpu"].get("driver")}'
                                           if gpu else 'none') + '.',
              'Versions: ' + ', '.join(f'{key} {value}' for key, value in versions.items()
-                                      if value) + '.', '']
+                                      if value) + '.']
+    if 'load_average_1min' in document:
+        before, after = document['load_average_1min']
+        lines.append(f'Load average (1 min) on its {machine["cores"]} cores: {before} before, '
+                     f'{after} after the run.')
+    lines.append('')
     transports = list(dict.fromkeys(r['transport'] for r in document['results']))
     sizes = sorted({r['size'] for r in document['results']})
     index = {(r['transport'], r['size'], r['measure']): r for r in document['results']}

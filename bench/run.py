@@ -47,7 +47,11 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
     is up to 100 times slower there, and its big messages would disturb the others). A
     throughput phase runs one transport.
     """
-    phases = []
+    # A first phase that is not recorded: both processes' first frames (imports, allocator,
+    # DDS discovery of the ack topic) would otherwise land in the first series.
+    smallest = int(round(min(sizes) ** 0.5))
+    phases = [dict(budget, id=0, measure='e2e', transports=list(transports), warm_up=True,
+                   size=smallest * smallest, side=smallest)]
     for size in sizes:
         side = int(round(size ** 0.5))
         common = dict(budget, size=side * side, side=side)
@@ -93,7 +97,8 @@ def run_peers(plan: dict) -> tuple:
     try:
         publisher = subprocess.Popen(command + ['publish', plan_file.name], cwd=root, env=env,
                                      stdout=subprocess.PIPE, text=True)
-        total = sum(len(phase['transports']) for phase in plan['phases'])
+        total = sum(len(phase['transports']) for phase in plan['phases']
+                    if not phase.get('warm_up'))
         began = time.monotonic()
         for line in publisher.stdout:
             if line.startswith('INFO '):
@@ -102,6 +107,8 @@ def run_peers(plan: dict) -> tuple:
                       f'{total} series in {len(plan["phases"])} phases', flush=True)
             elif line.startswith('RESULT '):
                 result = json.loads(line[7:])
+                if result.get('warm_up'):
+                    continue
                 results.append(result)
                 print(f'[{len(results):3d}/{total} {time.monotonic() - began:5.0f} s] '
                       f'{result["transport"]:<11} {size_label(result["size"]):>7} '
@@ -166,6 +173,7 @@ def main(argv=None) -> int:
           f'{machine["gpu"].get("name") or "none (" + machine["gpu"]["why_none"] + ")"}; '
           f'transports {transports}; sizes {[size_label(size) for size in sizes]}', flush=True)
     started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
     limits = measure_ceilings(sizes, gpu)
     plan = make_plan(transports, sizes, args.measures, BUDGETS[args.mode], gpu)
     info, results = run_peers(plan)
@@ -174,6 +182,8 @@ def main(argv=None) -> int:
                 'seconds': (datetime.datetime.now(datetime.timezone.utc) -
                             started).total_seconds(),
                 'machine': machine, 'versions': dict(ceilings.versions(), rmw=info.get('rmw')),
+                # Other processes' load: 1-minute load average before and after (cores: machine).
+                'load_average_1min': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
                 'ceilings': limits, 'budgets': BUDGETS[args.mode], 'results': results}
     os.makedirs(args.out_dir, exist_ok=True)
     base = os.path.join(args.out_dir, f'{ceilings.machine_slug(machine)}-'
@@ -185,5 +195,6 @@ def main(argv=None) -> int:
     for result in failed:
         print(f'bench: FAILED {result["transport"]} {size_label(result["size"])} '
               f'{result["measure"]}: {_describe(result)}')
-    expected = sum(len(phase['transports']) for phase in plan['phases'])
+    expected = sum(len(phase['transports']) for phase in plan['phases']
+                   if not phase.get('warm_up'))
     return 1 if failed or len(results) != expected else 0
