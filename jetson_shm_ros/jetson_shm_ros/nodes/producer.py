@@ -123,7 +123,7 @@ class ProducerNode(Node):
     def _status(self) -> str:
         publisher = self.shm_publisher
         pool = publisher.frame_producer.pool
-        # The graph can only be asked while the context lives (not after Ctrl-C).
+        # The graph can only be asked while the context lives (not after an external shutdown).
         graph = f'subscriptions={publisher.subscription_count()} ' if self.context.ok() else ''
         return (f'published={publisher.frames_published} '
                 f'waits={publisher.counters["no_free_slot"]} {graph}'
@@ -135,7 +135,7 @@ class ProducerNode(Node):
         if self.shm_publisher is None or self.shm_publisher.closed:
             return
         try:
-            # After Ctrl-C rclpy has already shut the context down: nobody to wait for.
+            # Ctrl-C keeps the context up (core.runner), so reliable readers get the last ones.
             self.shm_publisher.wait_for_all_acked(1.0)
             self.get_logger().info('done: ' + self._status())
         finally:
