@@ -13,11 +13,15 @@ import multiprocessing
 import os
 import queue
 import secrets
+import subprocess
+import sys
 import time
 import traceback
 
-from jetson_shm_ros.core.backend import BackendUnavailable, CpuBackend, select_backend
+from jetson_shm_ros.core.backend import CpuBackend, select_backend
+from jetson_shm_ros.core.backend_protocol import Backend
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
+from jetson_shm_ros.core.errors import BackendUnavailable
 from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 from jetson_shm_ros.core.payload import (
@@ -54,13 +58,23 @@ POISON = 0xA5
 
 
 def _gpu(name='pinned', mode='zero_copy', **kwargs):
-    from jetson_shm_ros.core import gpu
-    return gpu.make_backend(name, mode, **kwargs)
+    from jetson_shm_ros.core import gpu_backend
+    return gpu_backend.make_backend(name, mode, **kwargs)
 
 
 def _live():
-    from jetson_shm_ros.core import gpu
-    return gpu.live_resources()
+    from jetson_shm_ros.core.cuda.regions import live_resources
+    return live_resources()
+
+
+def _tools(backend):
+    # Imported here, not at the top: spawned children import this module, and they must show
+    # that the library alone never loads the test-only kernels.
+    from jetson_shm_ros.core.cuda import tool_kernels
+    return tool_kernels.for_backend(backend)
+
+
+TOOL_KERNELS_MODULE = 'jetson_shm_ros.core.cuda.tool_kernels'
 
 
 def _open_fds() -> int:
@@ -181,7 +195,7 @@ def test_a_writer_without_the_sequence_lock_is_caught_by_the_gpu_checksum(shm_na
         desc = producer.try_write_pattern()
         backend = producer.backend
         address = backend.device_address(producer.pool, desc.offset, desc.nbytes)
-        backend.kernels.scribble_async(address, desc.nbytes, 0.0, backend.stream)  # no seqlock
+        _tools(backend).scribble_async(address, desc.nbytes, 0.0, backend.stream)  # no seqlock
         backend.synchronize()
         assert consumer.handle(desc) == INVALID
         assert consumer.invalid_reasons['checksum_mismatch'] == 1
@@ -197,8 +211,7 @@ def _consumer_child(name, mode, descriptors, results, frames):
     """Spawned consumer: verify with its own GPU backend and digest what process() saw."""
     try:
         import cupy as cp
-        from jetson_shm_ros.core import gpu
-        consumer = FrameConsumer(gpu.make_backend(name, mode))
+        consumer = FrameConsumer(_gpu(name, mode))
         digests = {}
         out = None
 
@@ -217,11 +230,12 @@ def _consumer_child(name, mode, descriptors, results, frames):
             report = {'counts': dict(consumer.counts), 'statuses': statuses,
                       'drop_reasons': dict(consumer.drop_reasons),
                       'invalid_reasons': dict(consumer.invalid_reasons),
-                      'digests': digests, 'resources': gpu.live_resources()}
+                      'digests': digests, 'resources': _live(),
+                      'tool_kernels_loaded': TOOL_KERNELS_MODULE in sys.modules}
         finally:
             consumer.close()
         gc.collect()
-        report['resources_after_close'] = gpu.live_resources()
+        report['resources_after_close'] = _live()
         results.put(report)
     except BaseException:
         results.put({'error': traceback.format_exc()})
@@ -301,6 +315,7 @@ def test_two_processes_gpu_writer_and_gpu_reader_agree(shm_name, name, mode):
     else:
         assert (resources['ipc_mem_opened'], resources['ipc_events_opened']) == (1, 1), resources
     assert not any(report['resources_after_close'].values()), report['resources_after_close']
+    assert not report['tool_kernels_loaded'], 'the library compiled the test-only kernels'
     assert child.exitcode == 0
     assert not os.path.exists(SHM_DIR + shm_name)
 
@@ -311,16 +326,15 @@ def _scribbling_producer(name, shm_name, commands, replies):
     """Spawned producer: publish one frame, then on request let a kernel rewrite its slot."""
     producer = None
     try:
-        from jetson_shm_ros.core import gpu
         producer = FrameProducer(shm_name, 2, 'uint8', [1 << 20], policy='latest',
-                                 backend=gpu.make_backend(name))
+                                 backend=_gpu(name))
         desc = producer.try_write_pattern()
         replies.put(desc)
         backend, pool = producer.backend, producer.pool
         address = backend.device_address(pool, desc.offset, desc.nbytes)
         while commands.get(timeout=TIMEOUT_S) == 'scribble':
             pool.begin_write(desc.slot)  # a writer owns the slot again (odd sequence) ...
-            backend.kernels.scribble_async(address, desc.nbytes, 0.5, backend.stream)
+            _tools(backend).scribble_async(address, desc.nbytes, 0.5, backend.stream)
             replies.put('scribbling')  # ... and its kernel is writing it right now
             backend.synchronize()
             pool.end_write(desc.slot)
@@ -374,8 +388,7 @@ def test_reads_overlapping_a_kernel_still_writing_are_dropped_never_verified(shm
 def _bad_handle_child(good, results):
     try:
         from dataclasses import replace
-        from jetson_shm_ros.core import gpu
-        consumer = FrameConsumer(gpu.make_backend('cuda_ipc'))
+        consumer = FrameConsumer(_gpu('cuda_ipc'))
         try:
             bad = replace(good, cuda_ipc_handle=bytes(range(64)))
             statuses = [consumer.handle(bad), consumer.handle(good)]
@@ -489,10 +502,11 @@ def test_dlpack_hands_slots_to_pytorch_without_a_copy(shm_name, name):
 
 @needs_gpu
 def test_auto_picks_by_gpu_kind_and_explicit_backends_are_built():
-    from jetson_shm_ros.core import gpu
-    info = gpu.DeviceInfo(cupy)
+    from jetson_shm_ros.core.cuda.device import DeviceInfo
+    info = DeviceInfo(cupy)
     auto = select_backend('auto')
     try:
+        assert isinstance(auto, Backend)
         assert auto.name == ('pinned' if info.integrated else 'cuda_ipc')
         assert auto.device == info.description
         print(f'auto -> {auto.name} on {auto.device}, pointer {auto.pointer_source}')
@@ -502,6 +516,40 @@ def test_auto_picks_by_gpu_kind_and_explicit_backends_are_built():
         backend = select_backend(name, 'copy')
         assert (backend.name, backend.mode) == (name, 'copy')
         backend.close()
+
+
+# --- CuPy stays optional: these run everywhere, with CuPy blocked in a child interpreter ------
+
+_WITHOUT_CUPY = """
+import sys
+sys.modules['cupy'] = None  # import cupy now raises ImportError, installed or not
+import importlib, pkgutil
+from jetson_shm_ros.core.backend import CpuBackend, select_backend
+from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
+assert isinstance(select_backend('auto'), CpuBackend)
+assert 'jetson_shm_ros.core.cuda.tool_kernels' not in sys.modules, 'library loaded tool kernels'
+import jetson_shm_ros.core
+for module in pkgutil.walk_packages(jetson_shm_ros.core.__path__, 'jetson_shm_ros.core.'):
+    importlib.import_module(module.name)
+    print(module.name)
+assert sys.modules['cupy'] is None
+"""
+
+
+def _run_without_cupy(script, *args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    done = subprocess.run([sys.executable, '-c', script, *args], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_every_core_module_imports_without_cupy_and_auto_falls_back_to_cpu():
+    imported = _run_without_cupy(_WITHOUT_CUPY)
+    for module in ('gpu_backend', 'cpu_backend', 'backend_protocol',
+                   'cuda.runtime', 'cuda.device', 'cuda.regions', 'cuda.kernels',
+                   'cuda.staging', 'cuda.tool_kernels'):
+        assert f'jetson_shm_ros.core.{module}' in imported, imported
 
 
 # --- no GPU: the CPU fallback ----------------------------------------------------------------
