@@ -21,7 +21,7 @@ import traceback
 from jetson_shm_ros.core.backend import CpuBackend, select_backend
 from jetson_shm_ros.core.backend_protocol import Backend
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
-from jetson_shm_ros.core.errors import BackendUnavailable
+from jetson_shm_ros.core.errors import ArrayMismatch, BackendUnavailable
 from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 from jetson_shm_ros.core.payload import (
@@ -202,6 +202,155 @@ def test_a_writer_without_the_sequence_lock_is_caught_by_the_gpu_checksum(shm_na
         assert consumer.counts[VERIFIED] == 0
     finally:
         consumer.close()
+        producer.close()
+
+
+# --- copy_into: a caller's array into a slot with one copy ---------------------------------
+
+class _CudaArrayInterfaceOnly:
+    """A device array that offers __cuda_array_interface__ and nothing else (as Numba does)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    @property
+    def __cuda_array_interface__(self):
+        return self._array.__cuda_array_interface__
+
+
+def _slot_bytes(backend, pool, offset, nbytes):
+    """Read the slot's bytes as they are in memory, with one plain cudaMemcpy."""
+    from jetson_shm_ros.core.cuda.runtime import MEMCPY_DEFAULT
+    backend.synchronize()
+    host = np.empty(nbytes, dtype=np.uint8)
+    cupy.cuda.runtime.memcpy(host.ctypes.data, backend.device_address(pool, offset, nbytes),
+                             nbytes, MEMCPY_DEFAULT)
+    return host
+
+
+def _torch_cuda():
+    torch = pytest.importorskip('torch', reason='PyTorch is not installed')
+    if not torch.cuda.is_available():
+        pytest.skip('PyTorch sees no CUDA device')
+    return torch
+
+
+COPY_SOURCES = ['numpy', 'cupy', 'cuda_array_interface', 'torch']
+COPY_SHAPE = (3, 257, 5)
+
+
+def _copy_source(kind, data):
+    if kind == 'numpy':
+        return data
+    if kind == 'cupy':
+        return cupy.asarray(data)
+    if kind == 'cuda_array_interface':
+        return _CudaArrayInterfaceOnly(cupy.asarray(data))
+    torch = _torch_cuda()
+    return torch.from_numpy(data.copy()).to('cuda')
+
+
+@needs_gpu
+@pytest.mark.parametrize('source_kind', COPY_SOURCES)
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_puts_every_source_kind_into_the_slot(shm_name, name, mode, source_kind):
+    producer = FrameProducer(shm_name, 2, '<i2', list(COPY_SHAPE), backend=_gpu(name, mode))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        rng = np.random.default_rng(_seed())
+        data = rng.integers(-2**15, 2**15, COPY_SHAPE, dtype='<i2')
+        source = _copy_source(source_kind, data)
+        for slot in range(2):
+            offset = pool.slot_bounds(slot)[0]
+            backend.fill_pattern(pool, offset, nbytes, 11)  # poison: a no-op copy cannot pass
+            backend.copy_into(pool, offset, nbytes, '<i2', COPY_SHAPE, source)
+            backend.synchronize()
+            want = data.reshape(-1).view(np.uint8)
+            assert np.array_equal(_slot_bytes(backend, pool, offset, nbytes), want), \
+                f'{source_kind} into slot {slot} of {name}/{mode}'
+            assert backend.checksum(pool, offset, nbytes) == checksum_words(want)
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_waits_for_the_callers_stream(shm_name, name):
+    producer = FrameProducer(shm_name, 1, 'uint8', [1 << 20], backend=_gpu(name))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        backend.fill_pattern(pool, offset, nbytes, 3)
+        source = cupy.zeros(nbytes, dtype=cupy.uint8)
+        backend.synchronize()
+        side = cupy.cuda.Stream(non_blocking=True)
+        with side:
+            _tools(backend).spin_async(0.2, side)  # the caller's stream is busy ...
+            source.fill(0x3C)  # ... and only then writes the source
+            backend.copy_into(pool, offset, nbytes, 'uint8', [nbytes], source)
+        backend.synchronize()
+        assert (_slot_bytes(backend, pool, offset, nbytes) == 0x3C).all(), \
+            'the copy ran before the caller finished writing its array'
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_waits_for_a_torch_side_stream(shm_name, name):
+    torch = _torch_cuda()
+    if not hasattr(torch.cuda, '_sleep'):
+        pytest.skip('this PyTorch has no torch.cuda._sleep to hold a stream busy')
+    producer = FrameProducer(shm_name, 1, '<f4', [512, 512], backend=_gpu(name))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        side = torch.cuda.Stream()
+        with torch.cuda.stream(side):
+            tensor = torch.zeros((512, 512), dtype=torch.float32, device='cuda')
+            torch.cuda._sleep(200_000_000)  # about 0.1 s of GPU clock cycles on this stream
+            tensor.fill_(2.5)
+            backend.copy_into(pool, offset, nbytes, '<f4', (512, 512), tensor)
+        backend.synchronize()
+        values = _slot_bytes(backend, pool, offset, nbytes).view('<f4')
+        assert (values == 2.5).all(), 'the copy ran before PyTorch finished writing the tensor'
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_refuses_device_arrays_that_do_not_fit(shm_name, name):
+    producer = FrameProducer(shm_name, 1, '<u2', [64, 32], backend=_gpu(name))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        wide = cupy.zeros((64, 64), dtype='<u2')
+        cases = {'dtype_mismatch': cupy.zeros((64, 32), dtype='<i2'),
+                 'shape_mismatch': cupy.zeros((32, 64), dtype='<u2'),
+                 'not_contiguous': wide[:, ::2]}
+        for reason, source in cases.items():
+            with pytest.raises(ArrayMismatch) as caught:
+                backend.copy_into(pool, offset, nbytes, '<u2', (64, 32), source)
+            assert caught.value.reason == reason
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('source_kind', ['cupy', 'cuda_array_interface', 'torch'])
+def test_cpu_backend_copies_a_device_array_straight_into_the_slot(shm_name, source_kind):
+    producer = FrameProducer(shm_name, 1, '<f8', [100, 7], backend=CpuBackend())
+    try:
+        pool, nbytes = producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        data = np.random.default_rng(_seed()).standard_normal((100, 7))
+        pool.view(offset, nbytes)[:] = POISON
+        producer.backend.copy_into(pool, offset, nbytes, '<f8', (100, 7),
+                                   _copy_source(source_kind, data))
+        assert np.array_equal(pool.view(offset, nbytes).view('<f8').reshape(100, 7), data)
+    finally:
         producer.close()
 
 
@@ -535,6 +684,28 @@ for module in pkgutil.walk_packages(jetson_shm_ros.core.__path__, 'jetson_shm_ro
 assert sys.modules['cupy'] is None
 """
 
+_DEVICE_SOURCE_WITHOUT_CUPY = """
+import sys
+sys.modules['cupy'] = None
+from jetson_shm_ros.core.backend import CpuBackend
+from jetson_shm_ros.core.errors import ArrayMismatch
+from jetson_shm_ros.core.pool import SlotPool
+
+
+class DeviceArray:  # what CuPy or PyTorch would offer; never dereferenced here
+    __cuda_array_interface__ = {'shape': (4,), 'typestr': '<f4', 'data': (0, False),
+                                'version': 3}
+
+
+pool = SlotPool.create(sys.argv[1], 1, 16)
+try:
+    CpuBackend().copy_into(pool, pool.slot_bounds(0)[0], 16, '<f4', (4,), DeviceArray())
+except ArrayMismatch as error:
+    print('reason', error.reason)
+finally:
+    pool.close()
+"""
+
 
 def _run_without_cupy(script, *args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
@@ -546,10 +717,14 @@ def _run_without_cupy(script, *args):
 
 def test_every_core_module_imports_without_cupy_and_auto_falls_back_to_cpu():
     imported = _run_without_cupy(_WITHOUT_CUPY)
-    for module in ('gpu_backend', 'cpu_backend', 'backend_protocol',
+    for module in ('gpu_backend', 'cpu_backend', 'backend_protocol', 'array_source',
                    'cuda.runtime', 'cuda.device', 'cuda.regions', 'cuda.kernels',
                    'cuda.staging', 'cuda.tool_kernels'):
         assert f'jetson_shm_ros.core.{module}' in imported, imported
+
+
+def test_a_device_array_into_the_cpu_backend_without_cupy_is_refused_with_a_reason(shm_name):
+    assert _run_without_cupy(_DEVICE_SOURCE_WITHOUT_CUPY, shm_name) == ['reason', 'needs_cupy']
 
 
 # --- no GPU: the CPU fallback ----------------------------------------------------------------

@@ -7,7 +7,7 @@ Backend; core.backend.select_backend builds one. Nothing here imports either bac
 imports point one way: backend_protocol <- (cpu_backend | gpu_backend) <- backend.
 
 The life of a segment in a backend: `prepare` once (e.g. pin it for the GPU), any number of
-`array` / `fill_pattern` / `checksum` calls, `synchronize` before a frame is
+`array` / `copy_into` / `fill_pattern` / `checksum` calls, `synchronize` before a frame is
 published or a read is declared finished, and `forget` before the segment is unmapped.
 """
 
@@ -42,6 +42,16 @@ class Backend(Protocol):
 
     def array(self, segment, offset: int, nbytes: int, dtype: str, shape: Sequence[int]):
         """Return a NumPy or CuPy array of a payload with its dtype and shape."""
+
+    def copy_into(self, segment, offset: int, nbytes: int, dtype: str, shape: Sequence[int],
+                  source) -> None:
+        """
+        Copy a caller's array into a payload: one copy, on the device where the data is.
+
+        :param source: a NumPy array, or anything with DLPack or __cuda_array_interface__
+            (CuPy, PyTorch, ...), of exactly `dtype` and `shape`, C-contiguous
+        :raises ArrayMismatch: when the source does not fit the slot (reason says how)
+        """
 
     def fill_pattern(self, segment, offset: int, nbytes: int, frame: int) -> None:
         """Write core.payload.fill_pattern's bytes of `frame` into a payload."""

@@ -2,6 +2,7 @@
 
 from typing import Optional, Sequence, Tuple
 
+from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import SegmentError
 from jetson_shm_ros.core.payload import checksum_words, fill_pattern, pattern_words
@@ -40,6 +41,26 @@ class CpuBackend:
               shape: Sequence[int]) -> np.ndarray:
         """Return a NumPy view of a payload with its dtype and shape."""
         return segment.view(offset, nbytes).view(dtype).reshape(tuple(shape))
+
+    def copy_into(self, segment, offset: int, nbytes: int, dtype: str, shape: Sequence[int],
+                  source) -> None:
+        """
+        Copy a caller's array into a payload with one copy.
+
+        A host source is copied by NumPy; a device source (CuPy, PyTorch CUDA, ...) with one
+        device-to-host copy straight into the slot (that needs CuPy in this process).
+
+        :raises ArrayMismatch: when the source does not fit the slot (reason says how)
+        """
+        slot = self.array(segment, offset, nbytes, dtype, shape)
+        if location(source) == HOST:
+            host = host_view(source)
+            check_fits(host, dtype, shape)
+            np.copyto(slot, host, casting='no')
+            return
+        device = device_view(source)
+        check_fits(device, dtype, shape)
+        device.get(out=slot)  # cudaMemcpy into the mapping, on CuPy's current stream
 
     def fill_pattern(self, segment, offset: int, nbytes: int, frame: int) -> None:
         """Write the test pattern of `frame` into the payload."""

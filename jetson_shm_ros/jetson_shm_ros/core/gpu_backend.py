@@ -25,9 +25,10 @@ make_backend() runs, so importing this module is harmless without a GPU.
 
 import logging
 import os
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 import weakref
 
+from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
 from jetson_shm_ros.core.backend_protocol import MODES
 from jetson_shm_ros.core.cuda.device import DeviceInfo
 from jetson_shm_ros.core.cuda.kernels import kernels_for
@@ -37,6 +38,7 @@ from jetson_shm_ros.core.cuda.staging import CopyStaging, WorkStream
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import BackendUnavailable, SegmentError
 from jetson_shm_ros.core.payload import payload_nbytes
+import numpy as np
 
 GPU_BACKENDS = ('pinned', 'cuda_ipc')
 POINTER_CHOICES = ('auto', 'device')
@@ -72,6 +74,7 @@ class GpuBackend:
         self._work = WorkStream(cp, self.device_id)
         self._scratch = self._kernels.make_scratch()
         self._staging = CopyStaging(cp, self.device_id, self._work)  # used in copy mode
+        self._sources: List[object] = []  # copy_into sources our stream may still read
         self.closed = False
 
     # The backend contract (see jetson_shm_ros.core.backend_protocol.Backend).
@@ -138,6 +141,42 @@ class GpuBackend:
         memory = cp.cuda.UnownedMemory(address, nbytes, region, self.device_id)
         return cp.ndarray(tuple(shape), dtype=dtype, memptr=cp.cuda.MemoryPointer(memory, 0))
 
+    def copy_into(self, segment, offset: int, nbytes: int, dtype: str, shape: Sequence[int],
+                  source) -> None:
+        """
+        Copy a caller's array into a payload: one copy, on the device where the data is.
+
+        A device source (CuPy, PyTorch CUDA, ...) takes one cudaMemcpyAsync into the slot on
+        our stream, after the caller's queued work. A NumPy source is copied by the CPU into
+        the pinned mapping, or by one cudaMemcpyAsync host-to-device into cuda_ipc slots. The
+        same in both modes. synchronize() completes the copy; until then the backend keeps
+        the source alive.
+
+        :raises ArrayMismatch: when the source does not fit the slot (reason says how)
+        """
+        region = self._region(segment)
+        _check_nbytes(nbytes, dtype, shape)
+        address = region.address(offset, nbytes)
+        if not region.writable:
+            raise SegmentError('read_only', f'{segment.name}: a consumer cannot write slots')
+        if location(source) == HOST:
+            array = host_view(source)
+            check_fits(array, dtype, shape)
+            if isinstance(region, PinnedRegion):
+                self.synchronize()  # no queued GPU write may land after the CPU's
+                slot = segment.view(offset, nbytes).view(dtype).reshape(tuple(shape))
+                np.copyto(slot, array, casting='no')
+                return
+            pointer = array.ctypes.data
+        else:
+            array = device_view(source)
+            check_fits(array, dtype, shape)
+            pointer = array.data.ptr
+        self._staging.flush()  # an earlier writer's staged bytes must not land after these
+        self._work.join_current()
+        self._work.copy(address, pointer, nbytes)
+        self._sources.append(array)
+
     def fill_pattern(self, segment, offset: int, nbytes: int, frame: int) -> None:
         """Queue the GPU kernel writing core.payload.fill_pattern's bytes of `frame`."""
         region = self._region(segment)
@@ -179,6 +218,7 @@ class GpuBackend:
             if region.writable and region.event is not None:
                 self._work.record(region.event)
         self._work.synchronize()
+        self._sources.clear()
 
     def ipc_handles(self, segment) -> Tuple[bytes, bytes]:
         """Return (memory handle, event handle) for descriptors; empty for host memory."""
@@ -199,6 +239,7 @@ class GpuBackend:
             self._regions.clear()
             self._staging.release()
             self._staging = self._work = self._scratch = None
+            self._sources.clear()
 
     def __del__(self):
         try:
