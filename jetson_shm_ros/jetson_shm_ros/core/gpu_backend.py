@@ -179,10 +179,7 @@ class GpuBackend:
 
     def fill_pattern(self, segment, offset: int, nbytes: int, frame: int) -> None:
         """Queue the GPU kernel writing core.payload.fill_pattern's bytes of `frame`."""
-        region = self._region(segment)
-        address = region.address(offset, nbytes)
-        self._staging.flush()
-        self._work.join_current()
+        address = self._ordered(segment, offset, nbytes)[1]
         stream = self._work.stream
         if self.mode == 'copy':
             staged = self._staging.fill_buffer(nbytes)
@@ -193,10 +190,7 @@ class GpuBackend:
 
     def checksum(self, segment, offset: int, nbytes: int) -> int:
         """Return the payload's checksum, computed on the GPU (see core.payload.checksum_words)."""
-        region = self._region(segment)
-        address = region.address(offset, nbytes)
-        self._staging.flush()
-        self._work.join_current()
+        region, address = self._ordered(segment, offset, nbytes)
         stream = self._work.stream
         if self.mode == 'copy':
             address = self._staging.copy_in(region, address, nbytes)
@@ -271,6 +265,14 @@ class GpuBackend:
             raise SegmentError('not_prepared', f'{segment.name} was not prepared for the GPU '
                                'backend (prepare() first)')
         return region
+
+    def _ordered(self, segment, offset: int, nbytes: int) -> Tuple[Region, int]:
+        """Return (region, device address) of a payload, our stream after all earlier writes."""
+        region = self._region(segment)
+        address = region.address(offset, nbytes)
+        self._staging.flush()
+        self._work.join_current()
+        return region, address
 
 
 def _check_nbytes(nbytes: int, dtype: str, shape: Sequence[int]) -> None:
