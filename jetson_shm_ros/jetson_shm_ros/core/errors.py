@@ -45,3 +45,10 @@ class NoFreeSlot(ShmRosError):
 
     def __init__(self, detail: str):
         super().__init__('no_free_slot', detail)
+
+
+class OptionError(ShmRosError, ValueError):
+    """A start-up option (node parameter, CLI option) outside its type, range or choices."""
+
+    def __init__(self, detail: str):
+        super().__init__('bad_option', detail)
