@@ -25,7 +25,27 @@ def fields(values: Mapping[str, object]) -> str:
     return ' '.join(f'{key}={value}' for key, value in values.items())
 
 
-class ProducerRole:
+class _Role:
+    """What both roles hold: options, log, topic, clock, and whether and how they ended."""
+
+    def __init__(self, options: Mapping[str, object], log, topic: str, clock: Clock):
+        """
+        Keep what every role needs.
+
+        :param options: the role's parsed options (core.options.parse_options)
+        :param log: a logger with info() and warning() (Python's or a node's)
+        :param topic: the resolved descriptor topic, for log lines
+        :param clock: monotonic seconds
+        """
+        self.options = options
+        self.log = log
+        self.topic = topic
+        self._clock = clock
+        self.finished = False
+        self.exit_code = 0
+
+
+class ProducerRole(_Role):
     """
     The producer's behaviour, advanced by `tick()` once per frame period.
 
@@ -39,27 +59,18 @@ class ProducerRole:
                  all_released: Callable[[], bool], details: Callable[[], Mapping[str, int]],
                  clock: Clock = time.monotonic):
         """
-        Prepare the role; nothing is written before the first tick.
+        Prepare the role (options: parsed PRODUCER_OPTIONS); nothing is written before a tick.
 
-        :param options: parsed PRODUCER_OPTIONS
-        :param log: a logger with info() and warning() (Python's or a node's)
-        :param topic: the resolved descriptor topic, for log lines
         :param subscriptions: matched subscriptions now; None when it cannot be asked
         :param write_frame: write the next frame and publish it; False when no slot was free
         :param all_released: whether no reader still holds a published frame
         :param details: more status fields, e.g. readers and the pool's counters
-        :param clock: monotonic seconds
         """
-        self.options = options
-        self.log = log
-        self.topic = topic
+        super().__init__(options, log, topic, clock)
         self._subscriptions = subscriptions
         self._write_frame = write_frame
         self._all_released = all_released
         self._details = details
-        self._clock = clock
-        self.finished = False
-        self.exit_code = 0
         self.published = 0
         self.waits = 0
         self._waiting_logged = False
@@ -126,7 +137,7 @@ class ProducerRole:
         return 'done: ' + self.status()
 
 
-class ConsumerRole:
+class ConsumerRole(_Role):
     """
     The consumer's behaviour: `poll()` after each descriptor, `tick()` now and then.
 
@@ -138,23 +149,14 @@ class ConsumerRole:
                  counts: Callable[[], Mapping[str, int]], summary: Callable[[], str],
                  clock: Clock = time.monotonic):
         """
-        Prepare the role.
+        Prepare the role (options: parsed CONSUMER_OPTIONS).
 
-        :param options: parsed CONSUMER_OPTIONS
-        :param log: a logger with info() and warning() (Python's or a node's)
-        :param topic: the resolved descriptor topic, for log lines
         :param counts: the frame counters, at least 'received' and 'invalid'
         :param summary: the one-line counter summary ('received=N verified=N ...')
-        :param clock: monotonic seconds
         """
-        self.options = options
-        self.log = log
-        self.topic = topic
+        super().__init__(options, log, topic, clock)
         self._counts = counts
         self._summary = summary
-        self._clock = clock
-        self.finished = False
-        self.exit_code = 0
         now = clock()
         self._last_received = (0, now)  # (count, when it last changed)
         self._last_status = (0, now)
