@@ -9,7 +9,8 @@ says how to install it. `ros2 launch jetson_shm_ros demo_launch.py --show-args` 
 
 import os
 
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, launch_arguments, PRODUCER_OPTIONS
+from jetson_shm_ros.core.options import (
+    CONSUMER_NODE_OPTIONS, launch_arguments, PRODUCER_NODE_OPTIONS)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -21,7 +22,8 @@ DEFAULT_RMW = 'rmw_cyclonedds_cpp'
 
 # One launch argument per node parameter, derived from the nodes' option schemas: each sets
 # the parameter of the same name on the nodes that have it; left empty, the config file stands.
-ARGUMENTS = launch_arguments({'producer': PRODUCER_OPTIONS, 'consumer': CONSUMER_OPTIONS})
+ARGUMENTS = launch_arguments({'producer': PRODUCER_NODE_OPTIONS,
+                              'consumer': CONSUMER_NODE_OPTIONS})
 
 RMW_PACKAGES = {
     'rmw_cyclonedds_cpp': 'ros-{distro}-rmw-cyclonedds-cpp',

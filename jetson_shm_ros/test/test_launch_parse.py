@@ -11,14 +11,14 @@ import ast
 import os
 import types
 
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from jetson_shm_ros.core.options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
 import pytest
 import yaml
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(PACKAGE_DIR, 'launch', 'demo_launch.py')
 CONFIG_FILE = os.path.join(PACKAGE_DIR, 'config', 'demo.yaml')
-NODE_OPTIONS = {'producer': PRODUCER_OPTIONS, 'consumer': CONSUMER_OPTIONS}
+NODE_OPTIONS = {'producer': PRODUCER_NODE_OPTIONS, 'consumer': CONSUMER_NODE_OPTIONS}
 # What issue 4 says users change: each must be a launch argument.
 REQUIRED_ARGUMENTS = {'shape', 'dtype', 'rate_hz', 'frames', 'slots', 'policy', 'backend',
                       'mode', 'namespace', 'rmw'}

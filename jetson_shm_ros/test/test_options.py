@@ -1,5 +1,7 @@
 """The option schemas (core.options): parsing what users type, one-line errors, derivations."""
 
+from array import array
+
 from jetson_shm_ros.core.errors import OptionError, ShmRosError
 from jetson_shm_ros.core.options import (
     CONSUMER_OPTIONS, launch_arguments, Option, parse_options, PRODUCER_OPTIONS)
@@ -14,6 +16,7 @@ CONSUMER = {option.name: option for option in CONSUMER_OPTIONS}
     ('slots', '4', 4), ('slots', 4.0, 4), ('frames', '4611686018427387904', 2**62),
     ('shape', '[64,64,3]', [64, 64, 3]), ('shape', '64,64', [64, 64]),
     ('shape', '480x640x3', [480, 640, 3]), ('shape', (2, 3), [2, 3]), ('shape', '[16]', [16]),
+    ('shape', array('q', [4, 5]), [4, 5]),
     ('checksum', 'false', False), ('checksum', 'True', True), ('checksum', False, False),
     ('policy', 'reliable', 'reliable'), ('frame_id', 7, '7'), ('dtype', 'float32', 'float32'),
 ])

@@ -1,15 +1,17 @@
 """
 Schema -> rclpy parameters (jetson_shm_ros.ros.parameters), with a real node and overrides.
 
-Overrides reach a node the way `-p name:=value`, YAML files and launch give them; the
-executables' `[FATAL]` line for a bad value is checked in test_end_to_end-style processes.
+Overrides reach a node the way YAML files and launch give them (`parameter_overrides`); the
+installed executables get `-p name:=value` as users type it.
 """
 
 import random
 
 from jetson_shm_ros.core.errors import OptionError
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, Option, PRODUCER_OPTIONS
+from jetson_shm_ros.core.options import (
+    CONSUMER_NODE_OPTIONS, Option, PRODUCER_NODE_OPTIONS, PRODUCER_OPTIONS)
 from jetson_shm_ros.ros.parameters import declare_options
+from node_processes import isolated_env, NodeProcess
 import pytest
 import rclpy
 from rclpy.node import Node
@@ -109,9 +111,34 @@ def test_the_nodes_declare_exactly_their_schema(context, shm_name):
         Parameter('shm_name', value=shm_name), Parameter('shape', value=[8])])
     consumer = ConsumerNode(context=context)
     try:
-        for node, schema in ((producer, PRODUCER_OPTIONS), (consumer, CONSUMER_OPTIONS)):
+        for node, schema in ((producer, PRODUCER_NODE_OPTIONS),
+                             (consumer, CONSUMER_NODE_OPTIONS)):
             assert _declared(node) == {option.name for option in schema}, node.get_name()
     finally:
         for node in (producer, consumer):
             node.shutdown()
             node.destroy_node()
+
+
+def test_the_producer_takes_an_integer_rate_as_users_type_it(processes, shm_name):
+    producer = processes.start(NodeProcess('producer', {
+        'shm_name': shm_name, 'shape': '[16]', 'rate_hz': 200, 'frames': 3}, isolated_env()))
+    assert producer.finish() == 0, producer.output()
+    assert 'rate=200.0 Hz frames=3' in producer.output()
+    assert 'done: published=3 ' in producer.output()
+
+
+@pytest.mark.parametrize('name, value, words', [
+    ('rate_hz', 0, 'rate_hz=0 is not allowed: rate_hz must be a number from 0.001 to 100000'),
+    ('shape', '[64,0]', 'shape=[64,0] is not allowed'),
+    ('policy', 'sometimes', 'policy must be one of latest, reliable'),
+])
+def test_a_bad_parameter_ends_start_up_with_one_fatal_line(processes, shm_name, name, value,
+                                                           words):
+    producer = processes.start(NodeProcess(
+        'producer', {'shm_name': shm_name, name: value}, isolated_env()))
+    assert producer.finish() == 2, producer.output()
+    fatal = [line for line in producer.output().splitlines() if line.startswith('[FATAL]')]
+    assert fatal == [f'[FATAL] bad_option: {fatal[0].split(": ", 1)[1]}'] and words in fatal[0], \
+        producer.output()
+    assert 'Traceback' not in producer.output()

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES
 from jetson_shm_ros.core.errors import OptionError
+from jetson_shm_ros.core.image_encodings import encoding_layout
 from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype
 from jetson_shm_ros.core.pool import MAX_READERS, MAX_SLOTS, POLICIES
 
@@ -111,7 +112,8 @@ class Option:
             try:
                 self.check(parsed)
             except ValueError as error:
-                raise OptionError(f'{self.name}={_show(value)} is not allowed: {error}') \
+                detail = getattr(error, 'detail', error)  # a ShmRosError without its reason
+                raise OptionError(f'{self.name}={_show(value)} is not allowed: {detail}') \
                     from None
         return parsed
 
@@ -123,8 +125,13 @@ class Option:
         return number
 
 
+def _is_sequence(value: Any) -> bool:
+    # rclpy hands array parameters over as array.array; NumPy arrays count too.
+    return isinstance(value, (list, tuple)) or hasattr(value, 'tolist')
+
+
 def _show(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
+    if _is_sequence(value):
         return '[' + ','.join(_show(item) for item in value) + ']'
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))  # 100000 rather than 100000.0 in messages
@@ -176,7 +183,7 @@ _SCALAR_PARSERS = {bool: _bool, int: _int, float: _float, str: _str}
 
 def _items(value: Any) -> List[Any]:
     """Split '[64,64,3]', '64,64,3' or '64x64x3' (or take a list as it is)."""
-    if isinstance(value, (list, tuple)):
+    if _is_sequence(value):
         return list(value)
     if not isinstance(value, str):
         raise ValueError('not a list')
@@ -233,6 +240,11 @@ def _check_dtype(value: str) -> None:
     normalize_dtype(value)
 
 
+def _check_encoding(value: str) -> None:
+    if value:  # empty: a plain tensor
+        encoding_layout(value)
+
+
 _POSITIVE_S = {'minimum': 0.001, 'maximum': 100000.0}
 
 TOPIC = Option('topic', str, DEFAULT_TOPIC,
@@ -271,6 +283,9 @@ PRODUCER_OPTIONS: Tuple[Option, ...] = (
            minimum=0, maximum=MAX_READERS),
     Option('release_timeout_s', float, 1.0, 'Reliable policy: longest wait for a consumer to '
            'release a slot before it is evicted (logged)', **_POSITIVE_S),
+    Option('encoding', str, '', 'ROS image encoding of the frames (rgb8, mono16, 32FC1, ...) '
+           'or empty for a plain tensor; must agree with dtype and shape',
+           check=_check_encoding),
     Option('frame_id', str, '', 'header.frame_id of every descriptor'),
     STATUS_PERIOD_S,
 )
@@ -287,5 +302,15 @@ CONSUMER_OPTIONS: Tuple[Option, ...] = (
     MODE,
     Option('allow_group_access', bool, False,
            "Accept segments that the owner's group may write (default: owner only)"),
+    Option('verify', bool, True,
+           'Check each payload checksum (when the producer sends one) before accepting it'),
     STATUS_PERIOD_S,
 )
+
+# What only the rclpy nodes have (the Cyclone DDS peers publish no /diagnostics).
+ROS_NODE_OPTIONS: Tuple[Option, ...] = (
+    Option('diagnostics_period_s', float, 1.0, 'Seconds between /diagnostics reports; 0 = off',
+           minimum=0.0, maximum=3600.0),
+)
+PRODUCER_NODE_OPTIONS = PRODUCER_OPTIONS + ROS_NODE_OPTIONS
+CONSUMER_NODE_OPTIONS = CONSUMER_OPTIONS + ROS_NODE_OPTIONS

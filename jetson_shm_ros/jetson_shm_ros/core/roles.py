@@ -4,20 +4,14 @@ What the demo producer and consumer do, once, for any transport (no ROS needed).
 The rclpy nodes and the Cyclone DDS peers are adapters: they own the endpoints and the
 segment, and hand a role small callables (ports) to ask the transport things. The role
 decides everything else: the wait gate, the frame limit and the drain, the idle timeout,
-the start-up, status and summary lines, and the exit code.
+the status and summary lines, and the exit code. (The endpoints log their own start-up line:
+transport, backend, segment, QoS; the role adds its own.)
 """
 
 import time
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional
 
 Clock = Callable[[], float]
-
-
-def startup_line(rmw: str, backend, policy: str, qos: str, topic: str) -> str:
-    """Return the start-up line's common part: transport, backend, policy, QoS, topic."""
-    return (f'rmw={rmw} backend={backend.name} mode={backend.mode} '
-            f'device="{backend.device}" pointer={backend.pointer_source} '
-            f'policy={policy} qos="{qos}" topic={topic}')
 
 
 def fields(values: Mapping[str, object]) -> str:
@@ -82,14 +76,11 @@ class ProducerRole(_Role):
         """Seconds between ticks (1 / rate_hz)."""
         return 1.0 / self.options['rate_hz']
 
-    def startup_line(self, rmw: str, backend, qos: str, segment: str, dtype: str,
-                     shape: Sequence[int], nbytes: int) -> str:
-        """Return the start-up line (transport, backend, QoS, segment, frame, rate)."""
+    def startup_line(self) -> str:
+        """Return the role's start-up line (the endpoint logs its own: segment, QoS, ...)."""
         options = self.options
-        return (startup_line(rmw, backend, options['policy'], qos, self.topic) +
-                f' segment={segment} frame={dtype}{list(shape)} ({nbytes} B) '
-                f'slots={options["slots"]} rate={options["rate_hz"]} Hz '
-                f'frames={options["frames"] or "endless"}')
+        return (f'rate={options["rate_hz"]} Hz frames={options["frames"] or "endless"} '
+                f'wait_for_consumers={options["wait_for_consumers"]}')
 
     def tick(self) -> None:
         """Advance by one frame period: gate, write, drain or log status as due."""
@@ -161,10 +152,11 @@ class ConsumerRole(_Role):
         self._last_received = (0, now)  # (count, when it last changed)
         self._last_status = (0, now)
 
-    def startup_line(self, rmw: str, backend, qos: str) -> str:
-        """Return the start-up line (transport, backend, QoS, topic, frame limit)."""
-        return (startup_line(rmw, backend, 'from-producer', qos, self.topic) +
-                f' frames={self.options["frames"] or "endless"}')
+    def startup_line(self) -> str:
+        """Return the role's start-up line (the endpoint logs its own: backend, QoS, ...)."""
+        options = self.options
+        return (f'policy=from-producer frames={options["frames"] or "endless"} '
+                f'idle_timeout_s={options["idle_timeout_s"] or "never"}')
 
     def poll(self) -> bool:
         """Check the frame limit and the idle timeout; return `finished`."""

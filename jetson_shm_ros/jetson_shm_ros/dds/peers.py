@@ -56,6 +56,11 @@ def from_sample(sample) -> Descriptor:
     return from_wire(sample, stamp.sec, stamp.nanosec, sample.header.frame_id)
 
 
+def _backend_words(backend) -> str:
+    return (f'backend={backend.name} mode={backend.mode} device="{backend.device}" '
+            f'pointer={backend.pointer_source}')
+
+
 def _fully_qualified(namespace: str, node: str) -> str:
     return '/' + '/'.join(part for part in namespace.strip('/').split('/') + [node] if part)
 
@@ -84,16 +89,22 @@ class DdsProducer:
             shm_name, options['slots'], options['dtype'], options['shape'],
             policy=options['policy'], checksum=options['checksum'], backend=backend,
             release_timeout_s=options['release_timeout_s'],
-            required_readers=options['wait_for_consumers'])
+            required_readers=options['wait_for_consumers'], encoding=options['encoding'])
         self.writer = DataWriter(self.endpoint.participant, self.endpoint.topic,
                                  qos=descriptor_qos(options['slots']))
         self.role = ProducerRole(
             options, self.log, self.endpoint.ros_topic, subscriptions=self.matched,
             write_frame=self._write_frame, all_released=self.stream.all_released,
             details=self._details)
-        self.log.info(self.role.startup_line(
-            RMW, backend, describe_qos(options['slots']), shm_name, self.stream.dtype,
-            self.stream.shape, self.stream.nbytes))
+        stream = self.stream
+        encoding = ' ' + stream.encoding if stream.encoding else ''
+        # The same words as ShmPublisher's start-up line.
+        self.log.info(
+            f'shm publisher: rmw={RMW} topic={self.endpoint.ros_topic} segment={shm_name} '
+            f'{_backend_words(backend)} policy={options["policy"]} '
+            f'qos="{describe_qos(options["slots"])}" frame={stream.dtype}{stream.shape} '
+            f'({stream.nbytes} B){encoding} slots={options["slots"]}')
+        self.log.info(self.role.startup_line())
 
     def matched(self) -> int:
         """Subscriptions (rclpy or Cyclone) matched by the writer right now."""
@@ -151,13 +162,18 @@ class DdsConsumer:
         self.stream: Optional[FrameConsumer] = None
         backend = select_backend(options['backend'], options['mode'])
         self.endpoint = _Endpoint(options['topic'], namespace, self.name)
-        self.stream = FrameConsumer(backend, allow_group_access=options['allow_group_access'])
+        self.stream = FrameConsumer(backend, allow_group_access=options['allow_group_access'],
+                                    verify=options['verify'])
         self.reader = None
         self.role = ConsumerRole(options, self.log, self.endpoint.ros_topic,
                                  counts=lambda: self.stream.counts,
                                  summary=self.stream.summary)
-        self.log.info(self.role.startup_line(RMW, backend,
-                                             describe_qos(options['queue_depth'])))
+        # The same words as ShmSubscription's start-up line.
+        self.log.info(
+            f'shm subscription: rmw={RMW} topic={self.endpoint.ros_topic} '
+            f'{_backend_words(backend)} verify={options["verify"]} '
+            f'qos="{describe_qos(options["queue_depth"])}"')
+        self.log.info(self.role.startup_line())
 
     def _subscribe_once_a_publisher_is_known(self) -> None:
         """
