@@ -5,15 +5,12 @@ Overrides reach a node the way YAML files and launch give them (`parameter_overr
 installed executables get `-p name:=value` as users type it.
 """
 
-import random
-
 from jetson_shm_ros.core.errors import OptionError
 from jetson_shm_ros.core.options import (
     CONSUMER_NODE_OPTIONS, Option, PRODUCER_NODE_OPTIONS, PRODUCER_OPTIONS)
 from jetson_shm_ros.ros.parameters import declare_options
 from node_processes import isolated_env, NodeProcess
 import pytest
-import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -26,15 +23,6 @@ def _declared(node: Node) -> set:
     """Return the node's own parameters: not rclpy's, not its endpoints' QoS overrides."""
     return {name for name in node._parameters
             if name not in RCLPY_OWN and not name.startswith('qos_overrides.')}
-
-
-@pytest.fixture
-def context():
-    """Give each test its own rclpy context and domain."""
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture

@@ -38,6 +38,10 @@ class _Role:
         self.finished = False
         self.exit_code = 0
 
+    def poll(self) -> bool:
+        """Return whether the role is finished (a consumer also checks its limits here)."""
+        return self.finished
+
 
 class ProducerRole(_Role):
     """

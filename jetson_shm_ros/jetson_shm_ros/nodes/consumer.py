@@ -2,16 +2,15 @@
 
 from jetson_shm_ros.core.options import CONSUMER_NODE_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole
-from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.subscription import ShmSubscription
-from rclpy.node import Node
 
 # How often the frame limit and the idle timeout are looked at between status lines.
 _POLL_PERIOD_S = 0.1
 
 
-class ConsumerNode(Node):
+class ConsumerNode(RoleNode):
     """Validates, verifies and releases each frame; its behaviour is core.roles'."""
 
     def __init__(self, **kwargs):
@@ -31,16 +30,6 @@ class ConsumerNode(Node):
                                  summary=subscription.summary)
         self.get_logger().info(self.role.startup_line())
         self._timer = self.create_timer(_POLL_PERIOD_S, self.role.tick)
-
-    @property
-    def finished(self) -> bool:
-        """Tell whether `frames` descriptors were handled or the producer went quiet."""
-        return self.role.poll()  # main() asks after every callback: the limit is exact
-
-    @property
-    def exit_code(self) -> int:
-        """Return the exit status: 1 when any descriptor was invalid."""
-        return self.role.exit_code
 
     def shutdown(self) -> None:
         """Log the summary line, unpin and unmap."""

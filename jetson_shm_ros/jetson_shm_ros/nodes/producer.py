@@ -5,13 +5,12 @@ from typing import Mapping, Optional
 from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.options import PRODUCER_NODE_OPTIONS
 from jetson_shm_ros.core.roles import ProducerRole
-from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher
-from rclpy.node import Node
 
 
-class ProducerNode(Node):
+class ProducerNode(RoleNode):
     """Publishes one descriptor per test-pattern frame; its behaviour is core.roles'."""
 
     def __init__(self, **kwargs):
@@ -33,16 +32,6 @@ class ProducerNode(Node):
             details=self._details)
         self.get_logger().info(self.role.startup_line())
         self._timer = self.create_timer(self.role.period_s, self.role.tick)
-
-    @property
-    def finished(self) -> bool:
-        """Tell whether `frames` were published and released (or the drain timed out)."""
-        return self.role.finished
-
-    @property
-    def exit_code(self) -> int:
-        """Return the exit status of the process."""
-        return self.role.exit_code
 
     def _default_shm_name(self) -> str:
         return '/jetson_shm_ros' + self.get_fully_qualified_name().replace('/', '.')

@@ -1,4 +1,4 @@
-"""What the package's nodes share: main() (parameters: jetson_shm_ros.ros.parameters)."""
+"""What the package's nodes share: main(), and the node side of a core.roles role."""
 
 from typing import Callable
 
@@ -6,6 +6,22 @@ from jetson_shm_ros.core.runner import run_guarded
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+
+
+class RoleNode(Node):
+    """A node whose behaviour is a core.roles role (`self.role`), run by run_node()."""
+
+    role = None
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether the role is done; run_node() asks after every callback."""
+        return self.role is not None and self.role.poll()
+
+    @property
+    def exit_code(self) -> int:
+        """Return the role's exit status for the process."""
+        return self.role.exit_code if self.role is not None else 0
 
 
 def _spin(node: Node) -> int:
