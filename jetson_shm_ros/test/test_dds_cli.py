@@ -8,7 +8,7 @@ checked at start-up with the words the nodes use.
 import subprocess
 import sys
 
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.dds.__main__ import build_parser
 import pytest
 

@@ -11,7 +11,7 @@ import ast
 import os
 import types
 
-from jetson_shm_ros.core.options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
+from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
 import pytest
 import yaml
 

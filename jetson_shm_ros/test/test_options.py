@@ -1,10 +1,11 @@
-"""The option schemas (core.options): parsing what users type, one-line errors, derivations."""
+"""The option schemas (core.options, core.role_options): parsing, one-line errors, derivations."""
 
 from array import array
 
 from jetson_shm_ros.core.errors import OptionError, ShmRosError
-from jetson_shm_ros.core.options import (
-    CONSUMER_OPTIONS, launch_arguments, Option, parse_options, PRODUCER_OPTIONS)
+from jetson_shm_ros.core.options import launch_arguments, Option, parse_options
+from jetson_shm_ros.core.role_options import (
+    CONSUMER_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_OPTIONS)
 import pytest
 
 PRODUCER = {option.name: option for option in PRODUCER_OPTIONS}
@@ -91,3 +92,14 @@ def test_launch_arguments_are_every_option_of_the_nodes_that_have_it():
     # YAML for lists and flags: launch_ros turns [480,640,3] into an integer array.
     assert arguments['shape'].value_type is None and arguments['checksum'].value_type is None
     assert 'one of latest, reliable' in arguments['policy'].description
+
+
+def test_the_image_filter_options_check_one_value_per_channel():
+    options = {option.name: option for option in IMAGE_FILTER_NODE_OPTIONS}
+    assert options['mean'].parse('[0.5,0.5,0.5]') == [0.5, 0.5, 0.5]
+    with pytest.raises(OptionError, match=r'mean=\[0.5,0.5\] .*one value per channel \(3\)'):
+        options['mean'].parse([0.5, 0.5])
+    with pytest.raises(OptionError, match='std must be a list of numbers >= 1e-09'):
+        options['std'].parse([0.2, 0.0, 0.2])
+    with pytest.raises(OptionError, match='output_order must be one of rgb, bgr'):
+        options['output_order'].parse('rbg')

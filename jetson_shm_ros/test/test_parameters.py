@@ -6,8 +6,9 @@ installed executables get `-p name:=value` as users type it.
 """
 
 from jetson_shm_ros.core.errors import OptionError
-from jetson_shm_ros.core.options import (
-    CONSUMER_NODE_OPTIONS, Option, PRODUCER_NODE_OPTIONS, PRODUCER_OPTIONS)
+from jetson_shm_ros.core.options import Option
+from jetson_shm_ros.core.role_options import (
+    CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS, PRODUCER_OPTIONS)
 from jetson_shm_ros.ros.parameters import declare_options
 from node_processes import isolated_env, NodeProcess
 import pytest
@@ -93,17 +94,22 @@ def test_float_lists_and_any_role_schema_declare_too(make_node):
 
 def test_the_nodes_declare_exactly_their_schema(context, shm_name):
     from jetson_shm_ros.nodes.consumer import ConsumerNode
+    from jetson_shm_ros.nodes.image_filter import ImageFilterNode
     from jetson_shm_ros.nodes.producer import ProducerNode
 
     producer = ProducerNode(context=context, parameter_overrides=[
         Parameter('shm_name', value=shm_name), Parameter('shape', value=[8])])
     consumer = ConsumerNode(context=context)
+    image_filter = ImageFilterNode(context=context, parameter_overrides=[
+        Parameter('mean', value=[0, 1, 1])])  # integers for a float list are fine too
     try:
         for node, schema in ((producer, PRODUCER_NODE_OPTIONS),
-                             (consumer, CONSUMER_NODE_OPTIONS)):
+                             (consumer, CONSUMER_NODE_OPTIONS),
+                             (image_filter, IMAGE_FILTER_NODE_OPTIONS)):
             assert _declared(node) == {option.name for option in schema}, node.get_name()
+        assert list(image_filter.get_parameter('mean').value) == [0.0, 1.0, 1.0]
     finally:
-        for node in (producer, consumer):
+        for node in (producer, consumer, image_filter):
             node.shutdown()
             node.destroy_node()
 

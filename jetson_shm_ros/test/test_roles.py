@@ -9,7 +9,8 @@ nothing waits.
 from dataclasses import replace
 
 from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, parse_options, PRODUCER_OPTIONS
+from jetson_shm_ros.core.options import parse_options
+from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole
 import pytest
 

@@ -1,25 +1,20 @@
 """
-The start-up options of each role, written once (no ROS needed).
+Start-up options: one `Option` per setting, one tuple of them per role (no ROS needed).
 
-Each role (producer, consumer, and any later stage) is a tuple of `Option`s: name, type,
-default, range or choices, description. From it come the rclpy parameter declarations
+An Option has a name, type, default, range or choices, and description; the roles' tuples
+are in core.role_options. From a tuple come the rclpy parameter declarations
 (`jetson_shm_ros.ros.parameters`), the ROS-free CLI (`python -m jetson_shm_ros.dds`), the
-launch file's arguments (`launch_arguments`) and the checks of a value (`Option.parse`), so
+launch files' arguments (`launch_arguments`) and the checks of a value (`Option.parse`), so
 all four agree. Values are accepted as users type them: `30` for a float, `"[64,64,3]"` or
 `64x64x3` for a list, `true`/`false` for a flag. A bad one raises OptionError with one line
 that names the option, the value and what is allowed.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from jetson_shm_ros.core.backend import BACKENDS, MODES
 from jetson_shm_ros.core.errors import OptionError
-from jetson_shm_ros.core.image_encodings import encoding_layout
-from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype
-from jetson_shm_ros.core.pool import MAX_READERS, MAX_SLOTS, POLICIES
 
-DEFAULT_TOPIC = 'jetson_shm/descriptors'
 OPTION_TYPES = (bool, int, float, str, list)
 _TRUE = ('true', 'yes', 'on', '1')
 _FALSE = ('false', 'no', 'off', '0')
@@ -218,99 +213,25 @@ class LaunchArgument(NamedTuple):
     description: str
 
 
-def launch_arguments(roles: Mapping[str, Sequence[Option]]) -> List[LaunchArgument]:
+def launch_arguments(roles: Mapping[str, Sequence[Option]],
+                     names: Optional[Sequence[str]] = None) -> List[LaunchArgument]:
     """
     Derive one launch argument per option name over the given nodes' schemas.
 
-    :param roles: node name -> its options, e.g. {'producer': PRODUCER_OPTIONS}
-    :return: the arguments in schema order; an option of several nodes sets it on each
+    :param roles: node name -> its options, e.g. {'producer': PRODUCER_NODE_OPTIONS}
+    :param names: only these options, in this order (default: all, in schema order)
+    :return: the arguments; an option of several nodes sets it on each
+    :raises KeyError: for a name that no node has
     """
     merged: Dict[str, Tuple[Option, List[str]]] = {}
     for node, options in roles.items():
         for option in options:
             merged.setdefault(option.name, (option, []))[1].append(node)
-    return [LaunchArgument(name, None if option.kind in (list, bool) else option.kind,
-                           tuple(nodes),
-                           option.description if option.kind is str and not option.choices
-                           else f'{option.description}; {option.allowed()}')
-            for name, (option, nodes) in merged.items()]
-
-
-def _check_dtype(value: str) -> None:
-    normalize_dtype(value)
-
-
-def _check_encoding(value: str) -> None:
-    if value:  # empty: a plain tensor
-        encoding_layout(value)
-
-
-_POSITIVE_S = {'minimum': 0.001, 'maximum': 100000.0}
-
-TOPIC = Option('topic', str, DEFAULT_TOPIC,
-               'Descriptor topic (relative names follow the node namespace; remapping works too)')
-FRAMES = Option('frames', int, 0, 'Frames to send before exiting; 0 = endless',
-                minimum=0, maximum=2**62)
-BACKEND = Option('backend', str, 'auto', 'Where frames live and are computed on',
-                 choices=BACKENDS)
-MODE = Option('mode', str, 'zero_copy',
-              'zero_copy: compute on the mapped slot; copy: copy it to device memory first',
-              choices=MODES)
-STATUS_PERIOD_S = Option('status_period_s', float, 5.0, 'Seconds between status log lines',
-                         **_POSITIVE_S)
-
-PRODUCER_OPTIONS: Tuple[Option, ...] = (
-    TOPIC,
-    Option('shm_name', str, '', 'POSIX shared-memory name, e.g. /jetson_shm_ros.camera; '
-           'empty: derived from the node name'),
-    Option('slots', int, 4, 'Slots in the segment = frames in flight',
-           minimum=1, maximum=MAX_SLOTS),
-    Option('dtype', str, 'uint8', 'Element type, e.g. uint8, uint16, float32',
-           check=_check_dtype),
-    Option('shape', list, [1080, 1920, 3], 'Frame shape in elements, e.g. [480,640,3]',
-           item_type=int, minimum=1, max_items=MAX_DIMS),
-    Option('rate_hz', float, 30.0, 'Frames per second', **_POSITIVE_S),
-    FRAMES,
-    Option('policy', str, 'latest', 'latest: never block, slow consumers drop frames; '
-           'reliable: reuse a slot only after every consumer released it',
-           choices=tuple(POLICIES)),
-    Option('checksum', bool, True,
-           'Publish the payload checksum so consumers can verify every byte'),
-    BACKEND,
-    MODE,
-    Option('wait_for_consumers', int, 0, 'Do not publish before this many subscriptions '
-           'matched; reliable policy: also wait for this many consumers before reusing a slot',
-           minimum=0, maximum=MAX_READERS),
-    Option('release_timeout_s', float, 1.0, 'Reliable policy: longest wait for a consumer to '
-           'release a slot before it is evicted (logged)', **_POSITIVE_S),
-    Option('encoding', str, '', 'ROS image encoding of the frames (rgb8, mono16, 32FC1, ...) '
-           'or empty for a plain tensor; must agree with dtype and shape',
-           check=_check_encoding),
-    Option('frame_id', str, '', 'header.frame_id of every descriptor'),
-    STATUS_PERIOD_S,
-)
-
-CONSUMER_OPTIONS: Tuple[Option, ...] = (
-    TOPIC,
-    replace(FRAMES, description='Descriptors to handle before exiting; 0 = endless'),
-    Option('idle_timeout_s', float, 0.0, 'Exit when no descriptor arrived for this long '
-           'after the first one; 0 = never', minimum=0.0, maximum=100000.0),
-    Option('queue_depth', int, 16,
-           "Descriptor queue depth; keep it at least the producer's slot count",
-           minimum=1, maximum=MAX_SLOTS),
-    BACKEND,
-    MODE,
-    Option('allow_group_access', bool, False,
-           "Accept segments that the owner's group may write (default: owner only)"),
-    Option('verify', bool, True,
-           'Check each payload checksum (when the producer sends one) before accepting it'),
-    STATUS_PERIOD_S,
-)
-
-# What only the rclpy nodes have (the Cyclone DDS peers publish no /diagnostics).
-ROS_NODE_OPTIONS: Tuple[Option, ...] = (
-    Option('diagnostics_period_s', float, 1.0, 'Seconds between /diagnostics reports; 0 = off',
-           minimum=0.0, maximum=3600.0),
-)
-PRODUCER_NODE_OPTIONS = PRODUCER_OPTIONS + ROS_NODE_OPTIONS
-CONSUMER_NODE_OPTIONS = CONSUMER_OPTIONS + ROS_NODE_OPTIONS
+    arguments = []
+    for name in merged if names is None else names:
+        option, nodes = merged[name]
+        description = option.description if option.kind is str and not option.choices \
+            else f'{option.description}; {option.allowed()}'
+        value_type = None if option.kind in (list, bool) else option.kind
+        arguments.append(LaunchArgument(name, value_type, tuple(nodes), description))
+    return arguments

@@ -14,7 +14,8 @@ import sys
 from typing import Callable, List, Optional, Sequence
 
 from jetson_shm_ros.core.errors import OptionError
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, Option, PRODUCER_OPTIONS
+from jetson_shm_ros.core.options import Option
+from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.core.runner import run_guarded
 from jetson_shm_ros.dds.peers import DdsConsumer, DdsProducer
 

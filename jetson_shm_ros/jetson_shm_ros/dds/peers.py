@@ -19,7 +19,8 @@ from cyclonedds.util import duration
 from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
 from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
-from jetson_shm_ros.core.options import CONSUMER_OPTIONS, parse_options, PRODUCER_OPTIONS
+from jetson_shm_ros.core.options import parse_options
+from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import (

@@ -1,6 +1,6 @@
 """The consumer node: verifies every frame it is told about, through ShmSubscription."""
 
-from jetson_shm_ros.core.options import CONSUMER_NODE_OPTIONS
+from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole
 from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
 from jetson_shm_ros.ros.parameters import declare_options

@@ -3,7 +3,7 @@
 from typing import Mapping, Optional
 
 from jetson_shm_ros.core.errors import NoFreeSlot
-from jetson_shm_ros.core.options import PRODUCER_NODE_OPTIONS
+from jetson_shm_ros.core.role_options import PRODUCER_NODE_OPTIONS
 from jetson_shm_ros.core.roles import ProducerRole
 from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
 from jetson_shm_ros.ros.parameters import declare_options

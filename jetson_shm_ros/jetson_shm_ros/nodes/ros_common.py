@@ -3,15 +3,9 @@
 from typing import Callable
 
 from jetson_shm_ros.core.runner import run_guarded
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-
-
-def startup_parameter(description: str, **ranges) -> ParameterDescriptor:
-    """Describe a parameter that is read once at start-up (so it is read-only)."""
-    return ParameterDescriptor(description=description, read_only=True, **ranges)
 
 
 class RoleNode(Node):
