@@ -49,3 +49,10 @@ class NoFreeSlot(ShmRosError):
 
 class ArrayMismatch(ShmRosError, ValueError):
     """A caller's array that cannot be copied into a slot as it is (dtype, shape, layout, kind)."""
+
+
+class OptionError(ShmRosError, ValueError):
+    """A start-up option (node parameter, CLI option) outside its type, range or choices."""
+
+    def __init__(self, detail: str):
+        super().__init__('bad_option', detail)
