@@ -138,6 +138,7 @@ class Publisher:
             time.sleep(AFTER_ROS_MSG_S)
         common = {key: value for key, value in phase.items() if key != 'transports'}
         return [dict(common, transport=transport, seconds=seconds, **stat,
+                     no_free_slot=getattr(txs[index], 'no_free_slot', 0),
                      subscriber_counts=self.closed.get(str(index), {}))
                 for index, (transport, stat) in enumerate(zip(phase['transports'], stats))]
 

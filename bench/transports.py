@@ -140,7 +140,7 @@ class ShmFramePublisher:
         from jetson_shm_ros.core.errors import NoFreeSlot
         backend, mode = SHM[transport]
         self._sources, self._no_free_slot = sources, NoFreeSlot
-        self._sent = 0
+        self._sent = self.no_free_slot = 0
         # Hand-over measures the hand-over alone: no checksum to compute or to check.
         self._pub = ShmPublisher(node, topic, dtype='uint8', shape=[side, side], slots=SLOTS,
                                  policy='reliable', required_readers=1, backend=backend,
@@ -168,6 +168,7 @@ class ShmFramePublisher:
                     cupy.cuda.get_current_stream().synchronize()
                 t0 = time.monotonic_ns()
         except self._no_free_slot:  # every slot still held by the subscriber: retry
+            self.no_free_slot += 1
             return None
         return t0
 
