@@ -101,7 +101,9 @@ def _gpu() -> dict:
         import cupy
         runtime = cupy.cuda.runtime
         props = runtime.getDeviceProperties(0)
-        info = {'name': props['name'].decode(), 'cuda_driver_api': runtime.driverGetVersion(),
+        name = props['name']
+        info = {'name': name.decode() if isinstance(name, bytes) else str(name),
+                'cuda_driver_api': runtime.driverGetVersion(),
                 'cuda_runtime': runtime.runtimeGetVersion(),
                 'integrated': bool(props.get('integrated', 0))}
     except Exception as error:  # noqa: B902 - no CuPy, no GPU, no driver: CPU machine

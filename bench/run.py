@@ -166,8 +166,11 @@ def main(argv=None) -> int:
 
     machine = ceilings.machine()
     gpu = bool(machine['gpu'].get('name'))
+    # CUDA IPC memory handles do not exist on an integrated GPU (Jetson).
+    integrated = machine['gpu'].get('integrated', False)
     transports = args.transports or [name for name in TRANSPORTS
-                                     if gpu or name not in GPU_ONLY]
+                                     if (gpu or name not in GPU_ONLY) and
+                                     not (integrated and name == 'cuda_ipc')]
     sizes = args.sizes or SIZES[args.mode]
     print(f'bench: {args.mode} mode on {machine["cpu"]} ({machine["cores"]} cores), GPU: '
           f'{machine["gpu"].get("name") or "none (" + machine["gpu"]["why_none"] + ")"}; '
