@@ -33,7 +33,7 @@ except ImportError as error:
     raise SystemExit(f'gpu_bench: needs CuPy and a CUDA GPU ({error})')
 from jetson_shm_ros.core import gpu  # noqa: E402
 from jetson_shm_ros.core.payload import checksum_words, expected_pattern_checksum  # noqa: E402
-from jetson_shm_ros.core.pool import SlotPool  # noqa: E402
+from jetson_shm_ros.core.slot_pool import SlotPool  # noqa: E402
 import numpy as np  # noqa: E402
 
 MIB = 1 << 20

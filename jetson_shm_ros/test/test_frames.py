@@ -8,7 +8,8 @@ from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_CUDA_IPC
 from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
 from jetson_shm_ros.core.payload import expected_pattern_checksum
-from jetson_shm_ros.core.pool import SHM_DIR, SlotPool
+from jetson_shm_ros.core.segment import SHM_DIR
+from jetson_shm_ros.core.slot_pool import SlotPool
 import numpy as np
 import pytest
 

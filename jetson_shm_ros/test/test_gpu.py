@@ -22,7 +22,7 @@ from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 from jetson_shm_ros.core.payload import (
     checksum_words, expected_pattern_checksum, fill_pattern, pattern_words)
-from jetson_shm_ros.core.pool import SHM_DIR
+from jetson_shm_ros.core.segment import SHM_DIR
 import numpy as np
 import pytest
 

@@ -9,11 +9,12 @@ from collections import Counter
 import logging
 from typing import Callable, Dict, Optional, Sequence
 
+from jetson_shm_ros.core.attachment import AttachedSegment
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
 from jetson_shm_ros.core.payload import normalize_dtype, payload_nbytes
-from jetson_shm_ros.core.pool import AttachedSegment, SlotPool
+from jetson_shm_ros.core.slot_pool import SlotPool
 
 _log = logging.getLogger('jetson_shm_ros.stream')
 

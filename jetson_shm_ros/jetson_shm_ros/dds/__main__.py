@@ -13,8 +13,8 @@ import sys
 from typing import List, Optional
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES
-from jetson_shm_ros.core.pool import POLICIES
 from jetson_shm_ros.core.runner import run_guarded
+from jetson_shm_ros.core.segment import POLICIES
 from jetson_shm_ros.dds.peers import (
     ConsumerOptions, DdsConsumer, DdsProducer, DEFAULT_TOPIC, ProducerOptions)
 

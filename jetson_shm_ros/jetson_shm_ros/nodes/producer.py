@@ -4,7 +4,7 @@ import time
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
 from jetson_shm_ros.core.frames import FrameProducer
-from jetson_shm_ros.core.pool import POLICIES
+from jetson_shm_ros.core.segment import POLICIES
 from jetson_shm_ros.nodes.ros_common import (
     DEFAULT_TOPIC, describe_qos, descriptor_qos, rmw_name, route_core_logs, run_node,
     startup_parameter, to_msg, unroute_core_logs)

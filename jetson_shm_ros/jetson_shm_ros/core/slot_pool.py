@@ -1,0 +1,201 @@
+"""
+The producer's side of a segment: creates it, hands out slots, unlinks it on close.
+
+Under the `reliable` policy the producer reuses a slot only when every live reader has
+released it, or after a logged timeout that evicts the laggard, so a dead or stuck consumer
+cannot stall it forever.
+"""
+
+import atexit
+import logging
+import os
+import secrets
+import time
+from typing import List, Optional, Tuple
+import weakref
+
+from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM, MEMORY_KIND_NAMES, validate_shm_name
+from jetson_shm_ros.core.errors import DescriptorError, SegmentError
+from jetson_shm_ros.core.segment import (
+    create_exclusive, layout, LAYOUT_VERSION, MAGIC, MAX_READERS, MAX_SLOTS, POLICIES,
+    process_alive, process_start_time, READER_ACTIVE, READER_EVICTED, READER_FREE, SegmentMapping,
+    SHM_DIR)
+import numpy as np
+
+_log = logging.getLogger('jetson_shm_ros.pool')
+
+_live_pools: 'weakref.WeakSet[SlotPool]' = weakref.WeakSet()
+
+
+@atexit.register
+def _unlink_live_pools() -> None:
+    for pool in list(_live_pools):
+        pool.close()
+
+
+class SlotPool(SegmentMapping):
+    """The producer's side: creates the segment, hands out slots, unlinks on close."""
+
+    def __init__(self, name: str, fd: int, size: int, release_timeout_s: float):
+        super().__init__(name, fd, size)
+        self.release_timeout_s = release_timeout_s
+        self._next_slot = 0
+        self._published = 0
+        self._wait_since: Optional[float] = None
+        self._inode = os.fstat(fd).st_ino
+        self.counters = {'release_timeouts': 0, 'evicted_readers': 0, 'reaped_readers': 0}
+
+    @classmethod
+    def create(cls, name: str, slot_count: int, slot_size: int, policy: str = 'latest',
+               memory_kind: int = MEMORY_HOST_SHM, mode: int = 0o600,
+               release_timeout_s: float = 1.0) -> 'SlotPool':
+        """
+        Create a segment, replacing a stale one whose owner process is gone.
+
+        :param name: POSIX name, e.g. '/jetson_shm_ros.camera'
+        :param slot_count: number of slots (frames in flight)
+        :param slot_size: payload bytes per slot; rounded up to whole pages
+        :param policy: 'latest' (never block) or 'reliable' (wait for releases)
+        :param memory_kind: MEMORY_HOST_SHM, or MEMORY_CUDA_IPC for a control-only segment
+        :param mode: file mode; 0600 keeps the segment private to this user
+        :param release_timeout_s: reliable policy: longest wait for a reader before evicting it
+        :raises SegmentError: when the name is bad, in use, or /dev/shm is too small
+        """
+        try:
+            validate_shm_name(name)
+        except DescriptorError as error:
+            raise SegmentError('bad_name', error.detail) from error
+        if not 1 <= slot_count <= MAX_SLOTS or slot_size <= 0:
+            raise SegmentError('bad_layout', f'need 1..{MAX_SLOTS} slots of > 0 bytes, got '
+                               f'{slot_count} x {slot_size}')
+        if policy not in POLICIES:
+            raise SegmentError('bad_policy', f'policy {policy!r} is not one of {list(POLICIES)}')
+        slot_bytes, data_offset, total = layout(slot_count, slot_size, memory_kind)
+        fd = create_exclusive(SHM_DIR + name, mode)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, total)
+            except OSError as error:
+                raise SegmentError('no_space', f'cannot reserve {total} bytes for {name} in '
+                                   f'{SHM_DIR}: {error.strerror} (is /dev/shm large enough?)')
+            pool = cls(name, fd, total, release_timeout_s)
+        except BaseException:
+            os.unlink(SHM_DIR + name)
+            os.close(fd)
+            raise
+        header = pool._header
+        header['version'] = LAYOUT_VERSION
+        header['memory_kind'] = memory_kind
+        header['incarnation'] = secrets.randbits(63) | 1
+        header['owner_pid'] = os.getpid()
+        header['owner_start'] = process_start_time(os.getpid())
+        header['owner_uid'] = os.geteuid()
+        header['slot_count'] = slot_count
+        header['slot_size'] = slot_bytes
+        header['data_offset'] = data_offset
+        header['policy'] = POLICIES[policy]
+        header['max_readers'] = MAX_READERS
+        header['segment_bytes'] = total
+        pool._bind_tables()
+        # Magic last: an attacher that sees it sees a complete header.
+        header['magic'] = MAGIC
+        _live_pools.add(pool)
+        _log.debug('created %s: %d slots x %d B, %s, %s', name, slot_count, slot_bytes, policy,
+                   MEMORY_KIND_NAMES[memory_kind])
+        return pool
+
+    def acquire(self, required_readers: int = 0) -> Optional[int]:
+        """
+        Pick the slot for the next frame.
+
+        :param required_readers: reliable policy: also wait until this many readers registered
+        :return: a slot index, or None when the reliable policy says wait (call again later)
+        """
+        slot = self._next_slot
+        if self.policy == 'latest' or self._seq[slot] == 0:
+            return slot
+        published = int(self._seq[slot])
+        blockers, live = self._readers_behind(slot, published)
+        if not blockers and live >= required_readers:
+            self._wait_since = None
+            return slot
+        now = time.monotonic()
+        if self._wait_since is None:
+            self._wait_since = now
+        if now - self._wait_since < self.release_timeout_s:
+            return None
+        self._wait_since = None
+        self.counters['release_timeouts'] += 1
+        if blockers:
+            _log.warning('%s slot %d not released within %.2f s by reader pid(s) %s: evicting '
+                         'them and reusing the slot', self.name, slot, self.release_timeout_s,
+                         [int(self._readers[index]['pid']) for index in blockers])
+            self._evict(blockers)
+        else:
+            _log.warning('%s: only %d of %d required reader(s) attached after %.2f s; reusing '
+                         'slot %d', self.name, live, required_readers, self.release_timeout_s,
+                         slot)
+        return slot
+
+    def _readers_behind(self, slot: int, published: int) -> Tuple[List[int], int]:
+        behind, live = [], 0
+        for index in np.flatnonzero(self._readers['state'] == READER_ACTIVE):
+            entry = self._readers[index]
+            if not process_alive(int(entry['pid']), int(entry['start'])):
+                self._reap(int(index))
+                continue
+            live += 1
+            if int(entry['release'][slot]) < published:
+                behind.append(int(index))
+        return behind, live
+
+    def _reap(self, index: int) -> None:
+        with self._lock():
+            entry = self._readers[index]
+            if entry['state'] == READER_ACTIVE and \
+                    not process_alive(int(entry['pid']), int(entry['start'])):
+                _log.info('%s: reader pid %d is gone; no longer waiting for it',
+                          self.name, int(entry['pid']))
+                entry['state'] = READER_FREE
+                self.counters['reaped_readers'] += 1
+
+    def _evict(self, indices: List[int]) -> None:
+        with self._lock():
+            for index in indices:
+                self._readers[index]['state'] = READER_EVICTED
+                self._readers[index]['evictions'] += 1
+                self.counters['evicted_readers'] += 1
+
+    def begin_write(self, slot: int) -> None:
+        """Mark a slot as being written (odd sequence): readers of its old frame will notice."""
+        self._seq[slot] = 2 * self._published + 1
+
+    def end_write(self, slot: int) -> int:
+        """
+        Mark a slot readable and advance to the next one.
+
+        :return: the sequence to publish in the frame's descriptor
+        """
+        self._published += 1
+        sequence = 2 * self._published
+        self._seq[slot] = sequence
+        self._next_slot = (slot + 1) % self.slot_count
+        return sequence
+
+    def all_released(self) -> bool:
+        """Tell whether every live reader released every published slot (for a clean exit)."""
+        return all(not self._readers_behind(slot, int(self._seq[slot]))[0]
+                   for slot in range(self.slot_count) if self._seq[slot])
+
+    def close(self) -> None:
+        """Unlink the name (if it is still this segment) and unmap. Safe to call twice."""
+        if self.closed:
+            return
+        _live_pools.discard(self)
+        path = SHM_DIR + self.name
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino == self._inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self._unmap()
