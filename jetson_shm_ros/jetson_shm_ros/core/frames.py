@@ -179,18 +179,26 @@ class FrameConsumer:
         if current < desc.sequence:
             return self._invalid(desc, 'sequence_ahead', f'slot {desc.slot} holds sequence '
                                  f'{current}, older than the descriptor sequence {desc.sequence}')
-        if current != desc.sequence:
+        # The claim keeps the producer off the slot until unclaim: the checksum and the
+        # callback see the frame untouched (a claimed slot is never rewritten).
+        if current != desc.sequence or not segment.claim(desc.slot, desc.sequence):
             return self._drop('overwritten_before_read')
-        checksum = self.backend.checksum(segment, desc.offset, desc.nbytes) \
-            if desc.checksum_valid else None
-        if self.process is not None:
-            self.process(self.backend.array(segment, desc.offset, desc.nbytes, desc.dtype,
-                                            desc.shape), desc)
-            # GPU work process() queued must be done before the check below vouches for it.
-            self.backend.synchronize()
-        # Sequence lock: if the producer touched the slot meanwhile, what we read may be torn.
-        if segment.sequence(desc.slot) != desc.sequence:
-            return self._drop('overwritten_while_reading')
+        try:
+            checksum = self.backend.checksum(segment, desc.offset, desc.nbytes) \
+                if desc.checksum_valid else None
+            if self.process is not None:
+                try:
+                    self.process(self.backend.array(segment, desc.offset, desc.nbytes,
+                                                    desc.dtype, desc.shape), desc)
+                finally:
+                    # GPU work process() queued must be done before the check below vouches
+                    # for it, and before the claim ends.
+                    self.backend.synchronize()
+            # Sequence lock, a second line of defence: a writer that ignored the claim shows.
+            if not segment.sequence_unchanged(desc.slot, desc.sequence):
+                return self._drop('overwritten_while_reading')
+        finally:
+            segment.unclaim(desc.slot)
         if checksum is not None or self.process is not None:
             # Observable zero copy: bytes read where the producer wrote them, or copied first.
             self.counts['copied_bytes' if self.backend.mode == 'copy' else 'in_place_bytes'] += \

@@ -3,13 +3,19 @@ The shared-memory segment: layout, header, mapping and the checks on its file.
 
 Layout (all little-endian), mapped once by every process::
 
-    header (128 B) | slot sequences u64[slot_count] | reader table | pad to page | slot 0 ...
+    header (128 B) | slot sequences u64[slot_count] | slot claims u64[slot_count]
+    | reader table | pad to page | slot 0 ...
 
 Each slot is guarded by a sequence lock: its sequence is odd while the producer writes and
 even when readable. Sequences come from one counter per segment (frame k is published with
-sequence 2k + 2), so they also order frames across slots. Consumers register in the reader
-table and store, per slot, the last sequence they finished with (see slot_pool.py for how the
-producer uses it, attachment.py for the consumer's side).
+sequence 2k + 2), so they also order frames across slots. Each slot also has a claim word: bit
+i set while reader i reads the slot, WRITER_BIT while the producer writes it. One
+compare-and-swap on that word both checks and takes it, so a reader and the writer never hold
+a slot at once, and the bits name who holds it, so the claims of a reader that died are found.
+Consumers register in the reader table and store, per slot, the last sequence they finished
+with (see slot_pool.py for how the producer uses both, attachment.py for the consumer's side).
+Shared words are read and written with the atomics of atomics.py (acquire/release order), so
+the protocol holds on Arm as on x86.
 
 Segments are created with O_CREAT|O_EXCL and mode 0600, and are space-reserved up front so
 a full /dev/shm fails at start-up instead of raising SIGBUS on a later write.
@@ -24,6 +30,7 @@ import os
 import stat
 from typing import Dict, List, Optional, Tuple
 
+from jetson_shm_ros.core.atomics import AtomicWords, fence_acquire, WORD_BYTES
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import SegmentError
 import numpy as np
@@ -31,7 +38,7 @@ import numpy as np
 
 SHM_DIR = '/dev/shm'
 MAGIC = b'JSHMROS\x01'
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: slot claim words
 HEADER_BYTES = 128
 MAX_READERS = 16
 MAX_SLOTS = 1024
@@ -45,6 +52,10 @@ POLICY_NAMES = {value: key for key, value in POLICIES.items()}
 READER_FREE = 0
 READER_ACTIVE = 1
 READER_EVICTED = 2
+
+# A slot's claim word: bit i for reader entry i, the top bit for the producer.
+WRITER_BIT = 1 << 63
+WORD_MASK = (1 << 64) - 1  # Python ints are unbounded: masks are cut to 64 bits
 
 HEADER_DTYPE = np.dtype([
     ('magic', 'S8'), ('version', '<u4'), ('memory_kind', '<u4'), ('incarnation', '<u8'),
@@ -71,7 +82,8 @@ def layout(slot_count: int, slot_size: int, memory_kind: int) -> Tuple[int, int,
 
     :return: (page-aligned slot size, data_offset, segment bytes)
     """
-    control = HEADER_BYTES + 8 * slot_count + MAX_READERS * _reader_dtype(slot_count).itemsize
+    control = HEADER_BYTES + 2 * WORD_BYTES * slot_count + \
+        MAX_READERS * _reader_dtype(slot_count).itemsize
     data_offset = _round_up(control, PAGE_BYTES)
     slot_bytes = _round_up(slot_size, PAGE_BYTES)
     total = data_offset + (slot_count * slot_bytes if memory_kind == MEMORY_HOST_SHM else 0)
@@ -107,11 +119,14 @@ class SegmentMapping:
 
     def _bind_tables(self) -> None:
         count = self.slot_count
-        self._seq = self._bytes[HEADER_BYTES:HEADER_BYTES + 8 * count].view('<u8')
-        table_start = HEADER_BYTES + 8 * count
+        words = self._bytes[HEADER_BYTES:HEADER_BYTES + 2 * WORD_BYTES * count].view('<u8')
+        self._sequences = AtomicWords(words[:count])
+        self._claims = AtomicWords(words[count:])
+        table_start = HEADER_BYTES + 2 * WORD_BYTES * count
         reader_type = _reader_dtype(count)
         self._readers = self._bytes[
             table_start:table_start + MAX_READERS * reader_type.itemsize].view(reader_type)
+        self._releases = [AtomicWords(entry['release']) for entry in self._readers]
 
     def _field(self, key: str) -> int:
         return int(self._header[key][0])
@@ -154,8 +169,27 @@ class SegmentMapping:
         return self._bytes.ctypes.data
 
     def sequence(self, slot: int) -> int:
-        """Read the slot's current sequence; an odd one means a write is in progress."""
-        return int(self._seq[slot])
+        """
+        Load the current sequence of a slot (acquire); odd means a write is in progress.
+
+        Payload reads after this call are not moved before it: the first half of the reader's
+        sequence lock.
+        """
+        return self._sequences.load(slot)
+
+    def sequence_unchanged(self, slot: int, sequence: int) -> bool:
+        """
+        Tell whether the slot still holds `sequence` after its payload was read.
+
+        An acquire fence keeps the payload reads before the re-load: the second half of the
+        reader's sequence lock.
+        """
+        fence_acquire()
+        return self._sequences.load(slot) == sequence
+
+    def claim_word(self, slot: int) -> int:
+        """Load the slot's claim word (acquire): reader bits, and WRITER_BIT while written."""
+        return self._claims.load(slot)
 
     def slot_bounds(self, slot: int) -> Tuple[int, int]:
         """Byte range [start, end) of a slot: in the segment, or in the device allocation."""
@@ -188,7 +222,8 @@ class SegmentMapping:
         if self.closed:
             return
         self.closed = True
-        self._seq = self._readers = self._header = self._bytes = None
+        self._sequences = self._claims = self._releases = None
+        self._readers = self._header = self._bytes = None
         try:
             self._mm.close()
         except BufferError:
