@@ -122,6 +122,27 @@ def test_closing_a_reader_drops_its_claims(pool_and_reader):
     reader.unclaim(first[0])  # after close: nothing left to do, no error
 
 
+def test_reliable_evicts_a_stuck_claimer_and_writes_around_its_slot(shm_name):
+    pool = SlotPool.create(shm_name, 2, 4096, policy='reliable', release_timeout_s=0.05)
+    reader = AttachedSegment.attach(shm_name)
+    try:
+        first = _publish(pool)
+        reader.register(first_sequence=first[1])
+        assert reader.claim(*first)  # a callback that never returns: no unclaim, no release
+        second = _publish(pool)
+        assert second[0] != first[0]
+        third = None
+        while third is None:  # waits for the release of slot 0 until the timeout evicts
+            third = _publish(pool)
+        assert pool.counters['evicted_readers'] == 1 and reader.evicted
+        assert third[0] == second[0], 'the claimed slot is never written, even after eviction'
+        assert reader.sequence(first[0]) == first[1]
+        reader.unclaim(first[0])
+    finally:
+        reader.close()
+        pool.close()
+
+
 def _check_uniform(view, expected):
     """Read a claimed slot in two halves, letting the writer thread run in between."""
     half = len(view) // 2
