@@ -35,35 +35,10 @@ PARAMETERS = {
 }
 _TYPES = {'int': int, 'float': float, 'str': str}
 
-RMW_PACKAGES = {
-    'rmw_cyclonedds_cpp': 'ros-{distro}-rmw-cyclonedds-cpp',
-    'rmw_fastrtps_cpp': 'ros-{distro}-rmw-fastrtps-cpp',
-    'rmw_connextdds': 'ros-{distro}-rmw-connextdds',
-    'rmw_zenoh_cpp': 'ros-{distro}-rmw-zenoh-cpp',
-}
-
-
-def rmw_problem(rmw: str):
-    """
-    Tell why `rmw` cannot be used, in one sentence; None when it is installed.
-
-    :param rmw: an RMW implementation name, e.g. rmw_cyclonedds_cpp
-    """
-    from ament_index_python.packages import get_resource
-
-    try:
-        get_resource('rmw_typesupport', rmw)
-        return None
-    except LookupError:
-        pass
-    distro = os.environ.get('ROS_DISTRO', '<distro>')
-    apt = RMW_PACKAGES.get(rmw, 'ros-{distro}-' + rmw.replace('_', '-')).format(distro=distro)
-    return (f'The RMW implementation {rmw!r} chosen by rmw:={rmw} is not installed: install it '
-            f'with `sudo apt install {apt}` (then source /opt/ros/{distro}/setup.bash again), '
-            f'or choose an installed one such as rmw:=rmw_fastrtps_cpp.')
-
 
 def _nodes(context):
+    from jetson_shm_ros.ros.middleware import rmw_problem
+
     rmw = LaunchConfiguration('rmw').perform(context).strip() or DEFAULT_RMW
     problem = rmw_problem(rmw)
     if problem:

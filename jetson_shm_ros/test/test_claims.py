@@ -305,11 +305,15 @@ def test_a_new_reader_in_a_dead_readers_entry_does_not_inherit_its_claims(shm_na
         pool.close()
 
 
-def test_an_abandoned_write_gives_its_slot_back(shm_name):
+def test_an_aborted_or_abandoned_write_gives_its_slot_back(shm_name):
     pool = SlotPool.create(shm_name, 1, 4096, policy='latest')
     try:
         slot = pool.acquire()
-        pool.begin_write(slot)  # ... and the writer raised: no end_write
+        pool.begin_write(slot)
+        pool.abort_write(slot)
+        assert pool.claim_word(slot) == 0 and pool.sequence(slot) == 0, 'holds no frame'
+        slot = pool.acquire()
+        pool.begin_write(slot)  # ... and the writer raised without abort_write or end_write
         assert pool.acquire() == slot, 'the next acquire takes the slot again'
         pool.begin_write(slot)
         assert pool.end_write(slot) == 2 and pool.claim_word(slot) == 0

@@ -120,12 +120,12 @@ class SlotPool(SegmentMapping):
         `latest` takes the first unclaimed slot from the next one on, so it never waits; with
         every slot claimed it skips the frame (counted in `skipped_all_claimed`). `reliable`
         waits until every live reader released the next slot (see the module docstring).
-        A slot acquired but never written (end_write) is given back here.
+        A slot acquired but never finished (end_write or abort_write) is given back here.
 
         :param required_readers: reliable policy: also wait until this many readers registered
         :return: a slot index, or None: no slot now (reliable: wait; latest: skip the frame)
         """
-        self.abort_write()
+        self._abandon_unfinished_write()
         if self.policy == 'reliable' and \
                 not self._released_by_readers(self._next_slot, required_readers):
             return None
@@ -244,7 +244,7 @@ class SlotPool(SegmentMapping):
         :raises SegmentError: reason 'slot_claimed' when a reader holds the slot
         """
         if self._writing != slot:
-            self.abort_write()
+            self._abandon_unfinished_write()
             if not self._claims.compare_exchange(slot, 0, WRITER_BIT)[0]:
                 raise SegmentError('slot_claimed', f'{self.name} slot {slot} is being read')
             self._writing = slot
@@ -268,11 +268,22 @@ class SlotPool(SegmentMapping):
         self._next_slot = (slot + 1) % self.slot_count
         return sequence
 
-    def abort_write(self) -> None:
-        """Give back a slot that was acquired but not finished (its sequence stays odd)."""
+    def abort_write(self, slot: int) -> None:
+        """
+        Give up a write: the slot then holds no frame (sequence 0) and is the next one written.
+
+        Its old sequence is not restored: the old frame's bytes are partly overwritten, and a
+        reader holding the old descriptor must see the slot as overwritten.
+        """
+        if self._writing != slot:
+            raise SegmentError('not_writing', f'{self.name} slot {slot} was not begun')
+        self._sequences.store(slot, 0)
+        self._claims.fetch_and(slot, ~WRITER_BIT & WORD_MASK)
+        self._writing = None
+
+    def _abandon_unfinished_write(self) -> None:
         if self._writing is not None:
-            self._claims.fetch_and(self._writing, ~WRITER_BIT & WORD_MASK)
-            self._writing = None
+            self.abort_write(self._writing)
 
     def all_released(self) -> bool:
         """Tell whether every live reader released every published slot (for a clean exit)."""
