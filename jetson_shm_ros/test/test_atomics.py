@@ -75,7 +75,7 @@ def test_the_extension_refuses_null_misaligned_addresses_and_bad_values(words):
     atomic, _ = words
     address = atomic.address(0)
     for bad in (0, address + 4, address + 1):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match='aligned'):
             _atomics.load_acquire(bad)
         with pytest.raises(ValueError):
             _atomics.compare_exchange(bad, 0, 1)

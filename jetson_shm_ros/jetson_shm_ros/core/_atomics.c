@@ -26,8 +26,11 @@ static int word_address(PyObject *arg, uint64_t **word)
         return -1;
     }
     if (value == 0 || value % sizeof(uint64_t) != 0) {
-        PyErr_Format(PyExc_ValueError, "address %#llx is not a non-null 8-byte aligned address",
-                     value);
+        /* snprintf: PyErr_Format's %x modifiers differ between Python versions. */
+        char text[96];
+        snprintf(text, sizeof text, "address %#llx is not a non-null 8-byte aligned address",
+                 value);
+        PyErr_SetString(PyExc_ValueError, text);
         return -1;
     }
     *word = (uint64_t *)(uintptr_t)value;
