@@ -136,15 +136,12 @@ class SlotPool(SegmentMapping):
             self.counters['skipped_all_claimed'] += 1
         return slot
 
-    def _rotation(self) -> List[int]:
-        count = self.slot_count
-        return [(self._next_slot + step) % count for step in range(count)]
-
     def _reserve_unclaimed(self) -> Optional[int]:
-        for slot in self._rotation():
+        count, reliable = self.slot_count, self.policy == 'reliable'
+        for slot in [(self._next_slot + step) % count for step in range(count)]:
             # A claimed next slot under `reliable` is held by an evicted reader; another slot
             # may be written only if every live reader is done with its frame.
-            if slot != self._next_slot and self.policy == 'reliable' and \
+            if slot != self._next_slot and reliable and \
                     self._readers_behind(slot, self._sequences.load(slot))[0]:
                 continue
             # One CAS both checks that no reader holds the slot and takes it for the writer.
