@@ -9,6 +9,9 @@ config/pipeline.yaml; the arguments below override them. rmw:= as in demo_launch
 
 import os
 
+from jetson_shm_ros.core.options import launch_arguments
+from jetson_shm_ros.core.role_options import (
+    CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -19,17 +22,12 @@ PACKAGE = 'jetson_shm_ros'
 DEFAULT_RMW = 'rmw_cyclonedds_cpp'
 STAGES = ('producer', 'image_filter', 'consumer')
 
-# Launch argument: (parameter type, nodes it sets, description); empty: the config file's.
-PARAMETERS = {
-    'shape': ('list', ('producer',), 'Camera frame shape [height,width,3]'),
-    'encoding': ('str', ('producer',), 'rgb8 or bgr8'),
-    'rate_hz': ('float', ('producer',), 'Frames per second'),
-    'frames': ('int', ('producer', 'consumer'), 'Frames to send and verify; 0 = endless'),
-    'backend': ('str', STAGES, 'auto, cpu, pinned or cuda_ipc'),
-    'mode': ('str', STAGES, 'zero_copy or copy'),
-    'output_order': ('str', ('image_filter',), 'Channel order of the tensor: rgb or bgr'),
-}
-_TYPES = {'int': int, 'float': float, 'str': str}
+# What users change in a pipeline, derived from the stages' option schemas: each argument sets
+# the parameter of the same name on the stages that have it; empty: the config file's value.
+ARGUMENTS = launch_arguments(
+    {'producer': PRODUCER_NODE_OPTIONS, 'image_filter': IMAGE_FILTER_NODE_OPTIONS,
+     'consumer': CONSUMER_NODE_OPTIONS},
+    names=('shape', 'encoding', 'rate_hz', 'frames', 'backend', 'mode', 'output_order'))
 
 
 def _nodes(context):
@@ -40,11 +38,11 @@ def _nodes(context):
     if problem:
         raise RuntimeError(problem)  # `ros2 launch` prints it as one line, no traceback
     overrides = {stage: {} for stage in STAGES}
-    for name, (kind, nodes, _) in PARAMETERS.items():
-        if LaunchConfiguration(name).perform(context).strip():
-            for node in nodes:
-                overrides[node][name] = ParameterValue(LaunchConfiguration(name),
-                                                       value_type=_TYPES.get(kind))
+    for argument in ARGUMENTS:
+        if LaunchConfiguration(argument.name).perform(context).strip():
+            for node in argument.nodes:
+                overrides[node][argument.name] = ParameterValue(
+                    LaunchConfiguration(argument.name), value_type=argument.value_type)
     config = LaunchConfiguration('config')
     return [Node(package=PACKAGE, executable=stage, name=stage,
                  namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
@@ -66,7 +64,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('config', default_value=config, description=(
             'Parameter file of the stages')),
     ]
-    arguments += [DeclareLaunchArgument(name, default_value='', description=(
-        f'{text} ({", ".join(nodes)}); empty: from the config file'))
-        for name, (_, nodes, text) in PARAMETERS.items()]
+    arguments += [DeclareLaunchArgument(argument.name, default_value='', description=(
+        f'{argument.description} ({", ".join(argument.nodes)}); empty: from the config file'))
+        for argument in ARGUMENTS]
     return LaunchDescription(arguments + [OpaqueFunction(function=_nodes)])

@@ -122,6 +122,11 @@ def test_the_pipeline_launch_file_starts_declared_nodes_with_declared_parameters
     import re
     import yaml
 
+    from jetson_shm_ros.core.role_options import (
+        CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS)
+
+    schemas = {'producer': PRODUCER_NODE_OPTIONS, 'image_filter': IMAGE_FILTER_NODE_OPTIONS,
+               'consumer': CONSUMER_NODE_OPTIONS}
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(package, 'launch', 'pipeline_launch.py'), encoding='utf-8') as f:
         tree = ast.parse(f.read())
@@ -129,22 +134,25 @@ def test_the_pipeline_launch_file_starts_declared_nodes_with_declared_parameters
                   if isinstance(node, ast.Assign) and node.targets[0].id == 'STAGES')
     with open(os.path.join(package, 'setup.py'), encoding='utf-8') as f:
         scripts = set(re.findall(r"'(\w+) = jetson_shm_ros\.nodes\.", f.read()))
-    assert set(stages) <= scripts
+    assert set(stages) <= scripts and set(stages) == set(schemas)
     with open(os.path.join(package, 'config', 'pipeline.yaml'), encoding='utf-8') as f:
         config = yaml.safe_load(f)
-
-    def declared(stage):
-        with open(os.path.join(package, 'jetson_shm_ros', 'nodes', f'{stage}.py'),
-                  encoding='utf-8') as f:
-            return set(re.findall(r"declare_parameter\(\s*'(\w+)'", f.read()))
-
     for key, section in config.items():
-        stage = key.split('/')[-1]
-        assert stage in stages and set(section['ros__parameters']) <= declared(stage), key
+        options = {option.name: option for option in schemas[key.split('/')[-1]]}
+        for name, value in section['ros__parameters'].items():
+            assert name in options, (key, name)
+            options[name].parse(value)  # raises OptionError naming a bad value
+    # The launch arguments, derived by the launch file itself from the same schemas.
     table = {}
-    exec(compile(ast.Module(body=[node for node in tree.body if isinstance(node, ast.Assign) and
-                                  node.targets[0].id in ('STAGES', 'PARAMETERS')],
+    exec(compile(ast.Module(body=[node for node in tree.body if
+                                  (isinstance(node, ast.ImportFrom) and
+                                   node.module.startswith('jetson_shm_ros')) or
+                                  (isinstance(node, ast.Assign) and
+                                   node.targets[0].id == 'ARGUMENTS')],
                             type_ignores=[]), 'pipeline_launch', 'exec'), table)
-    for name, (_, nodes, _) in table['PARAMETERS'].items():
-        for stage in nodes:
-            assert name in declared(stage), (name, stage)
+    assert {argument.name for argument in table['ARGUMENTS']} >= {
+        'shape', 'encoding', 'rate_hz', 'frames', 'backend', 'mode', 'output_order'}
+    for argument in table['ARGUMENTS']:
+        assert argument.nodes and set(argument.nodes) <= set(stages), argument
+        for stage in argument.nodes:
+            assert argument.name in {option.name for option in schemas[stage]}, argument

@@ -5,8 +5,6 @@ import os
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
 
-DEFAULT_TOPIC = 'jetson_shm/descriptors'
-
 
 def descriptor_qos(depth: int) -> QoSProfile:
     """
