@@ -5,8 +5,11 @@ import os
 import signal
 import stat
 
-from jetson_shm_ros.core.pool import (
-    AttachedSegment, layout, MAGIC, MEMORY_HOST_SHM, PAGE_BYTES, SegmentError, SHM_DIR, SlotPool)
+from jetson_shm_ros.core.attachment import AttachedSegment
+from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
+from jetson_shm_ros.core.errors import SegmentError
+from jetson_shm_ros.core.segment import layout, MAGIC, PAGE_BYTES, SHM_DIR
+from jetson_shm_ros.core.slot_pool import SlotPool
 import pytest
 
 
