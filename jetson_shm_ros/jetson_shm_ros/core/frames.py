@@ -190,6 +190,9 @@ class FrameConsumer:
         # Sequence lock: if the producer touched the slot meanwhile, what we read may be torn.
         if segment.sequence(desc.slot) != desc.sequence:
             return self._drop('overwritten_while_reading')
+        if not segment.owner_alive():
+            # A dead producer's frames are stale, whole or not: never counted as verified.
+            return self._drop('producer_gone')
         if checksum is not None or self.process is not None:
             # Observable zero copy: bytes read where the producer wrote them, or copied first.
             self.counts['copied_bytes' if self.backend.mode == 'copy' else 'in_place_bytes'] += \
@@ -238,6 +241,7 @@ class FrameConsumer:
 
     @staticmethod
     def _validate_against(segment: AttachedSegment, desc: Descriptor) -> None:
+        segment.check_size()  # before anything touches the mapping
         if desc.memory_kind != segment.memory_kind:
             raise DescriptorError('memory_kind_mismatch', f'descriptor says '
                                   f'{MEMORY_KIND_NAMES[desc.memory_kind]}, segment holds '

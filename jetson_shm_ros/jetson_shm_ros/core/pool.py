@@ -110,7 +110,10 @@ class _Mapping:
         self._header = self._bytes[:_HEADER.itemsize].view(_HEADER)[0:1]
         self.closed = False
 
-    def _bind_tables(self) -> None:
+    def _bind_tables(self, header: Optional[np.ndarray] = None) -> None:
+        # The layout is read once: whoever can write the header later (a bug, a same-user
+        # process) must not move the bounds that every check below relies on.
+        self._layout = (self._header if header is None else header).copy()
         count = self.slot_count
         self._seq = self._bytes[HEADER_BYTES:HEADER_BYTES + 8 * count].view('<u8')
         table_start = HEADER_BYTES + 8 * count
@@ -119,7 +122,7 @@ class _Mapping:
             table_start:table_start + MAX_READERS * reader_type.itemsize].view(reader_type)
 
     def _field(self, key: str) -> int:
-        return int(self._header[key][0])
+        return int(self._layout[key][0])
 
     @property
     def incarnation(self) -> int:
@@ -162,6 +165,22 @@ class _Mapping:
         """Read the slot's current sequence; an odd one means a write is in progress."""
         return int(self._seq[slot])
 
+    def owner_alive(self) -> bool:
+        """Tell whether the producer that created this segment still runs."""
+        return process_alive(self.owner_pid, self._field('owner_start'))
+
+    def check_size(self) -> None:
+        """
+        Raise SegmentError('truncated') if the file shrank under the mapping.
+
+        Touching a page past the end of a truncated file raises SIGBUS, which kills the
+        process; a truncation racing this check still can (see the README's trust model).
+        """
+        size = os.fstat(self._fd).st_size
+        if size < self.size:
+            raise SegmentError('truncated', f'{self.name} shrank to {size} bytes under its '
+                               f'{self.size}-byte mapping')
+
     def slot_bounds(self, slot: int) -> Tuple[int, int]:
         """Byte range [start, end) of a slot: in the segment, or in the device allocation."""
         base = self.data_offset if self.memory_kind == MEMORY_HOST_SHM else 0
@@ -174,6 +193,7 @@ class _Mapping:
             raise SegmentError('no_host_view', f'{self.name} keeps its slots in device memory')
         if offset < self.data_offset or offset + nbytes > self.size:
             raise SegmentError('out_of_bounds', f'[{offset}, {offset + nbytes}) outside slots')
+        self.check_size()
         return self._bytes[offset:offset + nbytes]
 
     def slot_view(self, slot: int) -> np.ndarray:
@@ -484,7 +504,7 @@ class AttachedSegment(_Mapping):
         except BaseException:
             os.close(fd)
             raise
-        segment._bind_tables()
+        segment._bind_tables(np.frombuffer(raw, dtype=_HEADER))  # the header checked above
         return segment
 
     def register(self, first_sequence: int) -> None:
