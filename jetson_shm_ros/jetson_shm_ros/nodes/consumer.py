@@ -5,8 +5,8 @@ import time
 from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
 from jetson_shm_ros.core.frames import FrameConsumer
 from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, descriptor_qos, from_msg, rmw_name, route_core_logs, run_node,
-    startup_parameter, unroute_core_logs)
+    DEFAULT_TOPIC, describe_qos, descriptor_qos, from_msg, gpu_resources, rmw_name,
+    route_core_logs, run_node, startup_parameter, unroute_core_logs)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.node import Node
@@ -79,7 +79,8 @@ class ConsumerNode(Node):
         now, received = time.monotonic(), self._stream.counts['received']
         rate = (received - self._last_status[1]) / max(now - self._last_status[0], 1e-9)
         self._last_status = (now, received)
-        self.get_logger().info(f'status: {self._stream.summary()} rate={rate:.1f}/s')
+        self.get_logger().info(f'status: {self._stream.summary()} rate={rate:.1f}/s'
+                               + gpu_resources(self._stream.backend))
 
     def shutdown(self) -> None:
         """Log the summary line, unpin and unmap."""

@@ -6,8 +6,8 @@ from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
 from jetson_shm_ros.core.frames import FrameProducer
 from jetson_shm_ros.core.pool import POLICIES
 from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, descriptor_qos, rmw_name, route_core_logs, run_node,
-    startup_parameter, to_msg, unroute_core_logs)
+    DEFAULT_TOPIC, describe_qos, descriptor_qos, gpu_resources, rmw_name, route_core_logs,
+    run_node, startup_parameter, to_msg, unroute_core_logs)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.duration import Duration
@@ -134,7 +134,8 @@ class ProducerNode(Node):
             if self.context.ok() else ''
         return (f'published={stream.frames_published} waits={stream.waits} {graph}'
                 f'readers={len(stream.pool.readers())} ' +
-                ' '.join(f'{key}={value}' for key, value in stream.pool.counters.items()))
+                ' '.join(f'{key}={value}' for key, value in stream.pool.counters.items()) +
+                gpu_resources(stream.backend))
 
     def shutdown(self) -> None:
         """Let reliable subscribers get the last descriptors, then unlink the segment."""

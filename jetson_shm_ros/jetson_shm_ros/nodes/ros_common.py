@@ -79,6 +79,15 @@ class RosLogHandler(logging.Handler):
             self._logger.debug(message)
 
 
+def gpu_resources(backend) -> str:
+    """Return ' gpu_resources=k:v,...' (what a GPU backend holds in this process), else ''."""
+    if backend.name == 'cpu':
+        return ''
+    from jetson_shm_ros.core.gpu import live_resources
+    return ' gpu_resources=' + ','.join(
+        f'{key}:{value}' for key, value in sorted(live_resources().items()))
+
+
 def route_core_logs(node: Node) -> RosLogHandler:
     """Send jetson_shm_ros.* log records to `node`'s logger; return the handler to remove."""
     handler = RosLogHandler(node)
