@@ -40,8 +40,8 @@ def validate_shm_name(name: str) -> str:
 
 
 # Integer fields and the bounds of their DataDescriptor.msg types.
-_INTEGER_LIMITS = {'incarnation': 2**64, 'slot': 2**32, 'sequence': 2**64, 'offset': 2**64,
-                   'nbytes': 2**64, 'checksum': 2**64, 'memory_kind': 2**8}
+WIRE_INTEGER_LIMITS = {'incarnation': 2**64, 'slot': 2**32, 'sequence': 2**64,
+                       'offset': 2**64, 'nbytes': 2**64, 'checksum': 2**64, 'memory_kind': 2**8}
 
 
 @dataclass
@@ -75,7 +75,7 @@ def validate_static(desc: Descriptor) -> None:
     validate_shm_name(desc.shm_name)
     # Python callers (not only the wire types) build descriptors: a negative slot would index
     # from the end, a negative dimension pair would multiply to a plausible size.
-    for name, limit in _INTEGER_LIMITS.items():
+    for name, limit in WIRE_INTEGER_LIMITS.items():
         value = getattr(desc, name)
         if not isinstance(value, Integral) or not 0 <= value < limit:
             raise DescriptorError('out_of_range', f'{name} {value!r} is not an integer in '
