@@ -171,7 +171,10 @@ class FrameConsumer:
         except ShmRosError as error:  # SegmentError, GpuError: count it, keep consuming
             return self._invalid(desc, error.reason, str(error))
         finally:
-            segment.release(desc.slot, desc.sequence)
+            # Never release a sequence the slot does not hold yet: a forged descriptor must not
+            # let a reliable producer overwrite frames this reader has not been sent.
+            if desc.sequence <= segment.sequence(desc.slot):
+                segment.release(desc.slot, desc.sequence)
 
     def _read(self, segment: AttachedSegment, desc: Descriptor) -> str:
         current = segment.sequence(desc.slot)

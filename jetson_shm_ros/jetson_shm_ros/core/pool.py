@@ -431,6 +431,9 @@ def _remove_if_stale(path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return
+    except OSError as error:  # e.g. a symlink planted under our name (ELOOP)
+        raise SegmentError('in_use', f'{path} exists and cannot be opened ({error.strerror}); '
+                           'choose another name or remove it by hand') from None
     try:
         info = os.fstat(fd)
         raw = os.pread(fd, _HEADER.itemsize, 0)
