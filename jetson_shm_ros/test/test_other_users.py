@@ -23,7 +23,7 @@ SYSTEM_PYTHON = shutil.which('python3', path='/usr/bin:/bin')
 USER_TIMEOUT_S = 60.0
 
 # Run as the other user: try each operation on a path, print {operation: errno name or 'ok'}.
-_PROBE = r'''
+_PROBE = r"""
 import errno, json, os, sys
 path = sys.argv[1]
 def attempt(call):
@@ -40,10 +40,10 @@ print(json.dumps({
     'unlink': attempt(lambda: os.unlink(path)),
     'replace': attempt(lambda: os.rename(path, path + '.moved')),
 }))
-'''
+"""
 
 # Run as the other user: create argv[1] (a file with stdin's bytes, or a symlink to argv[2]).
-_PLANT = r'''
+_PLANT = r"""
 import os, sys
 path = sys.argv[1]
 if len(sys.argv) > 2:
@@ -52,7 +52,7 @@ else:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     os.write(fd, sys.stdin.buffer.read())
     os.close(fd)
-'''
+"""
 
 
 @pytest.fixture
