@@ -18,7 +18,6 @@ multiprocessing.shared_memory is deliberately not used: before Python 3.13 its r
 tracker unlinks segments that other processes still use.
 """
 
-import atexit
 import fcntl
 import logging
 import mmap
@@ -235,13 +234,13 @@ class _FileLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-_live_pools: 'weakref.WeakSet[SlotPool]' = weakref.WeakSet()
-
-
-@atexit.register
-def _unlink_live_pools() -> None:
-    for pool in list(_live_pools):
-        pool.close()
+def _unlink_if_same(path: str, inode: int) -> None:
+    """Unlink `path` unless it names another file now (a successor producer's segment)."""
+    try:
+        if os.stat(path, follow_symlinks=False).st_ino == inode:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class SlotPool(_Mapping):
@@ -254,6 +253,9 @@ class SlotPool(_Mapping):
         self._published = 0
         self._wait_since: Optional[float] = None
         self._inode = os.fstat(fd).st_ino
+        # Unlinked by close(), else when the pool is collected or at exit: a signal or an error
+        # in a caller's set-up (after create(), before it kept the pool) must not leak it.
+        self._unlink = weakref.finalize(self, _unlink_if_same, SHM_DIR + name, self._inode)
         self.counters = {'release_timeouts': 0, 'evicted_readers': 0, 'reaped_readers': 0}
 
     @classmethod
@@ -310,7 +312,6 @@ class SlotPool(_Mapping):
         pool._bind_tables()
         # Magic last: an attacher that sees it sees a complete header.
         header['magic'] = MAGIC
-        _live_pools.add(pool)
         _log.debug('created %s: %d slots x %d B, %s, %s', name, slot_count, slot_bytes, policy,
                    MEMORY_KIND_NAMES[memory_kind])
         return pool
@@ -402,13 +403,7 @@ class SlotPool(_Mapping):
         """Unlink the name (if it is still this segment) and unmap. Safe to call twice."""
         if self.closed:
             return
-        _live_pools.discard(self)
-        path = SHM_DIR + self.name
-        try:
-            if os.stat(path, follow_symlinks=False).st_ino == self._inode:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+        self._unlink()  # runs once, also if the finalizer already ran
         self._unmap()
 
 
