@@ -18,6 +18,7 @@ was left behind; 1 otherwise.
 """
 
 import argparse
+from collections import Counter
 import os
 import random
 import re
@@ -49,17 +50,23 @@ def ros_args(params: dict) -> list:
     return args
 
 
+def _mapped_file(maps_line: str) -> str:
+    parts = maps_line.split(maxsplit=5)
+    return parts[5].strip() if len(parts) > 5 else ''
+
+
 def sample(pid: int) -> dict:
     """Open fds, mapping lines and RSS (KiB) of one process; empty when it is gone."""
     try:
         fds = len(os.listdir(f'/proc/{pid}/fd'))
         with open(f'/proc/{pid}/maps') as maps:
-            mappings = sum(1 for _ in maps)
+            # The mapped file of each line (the sixth field), '' for anonymous memory.
+            names = Counter(_mapped_file(line) for line in maps)
         with open(f'/proc/{pid}/status') as status:
             rss = next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
     except (OSError, StopIteration):
         return {}
-    return {'fds': fds, 'maps': mappings, 'rss_kib': rss}
+    return {'fds': fds, 'maps': sum(names.values()), 'rss_kib': rss, 'names': names}
 
 
 class Peer:
@@ -125,6 +132,7 @@ def growth(peer: Peer, warmup: int) -> dict:
     first, last = warm[0], peer.samples[-1]
     result = {key: (first[key], last[key]) for key in ('fds', 'maps', 'rss_kib', 'frames')}
     result['gpu'] = (first['gpu'], last['gpu'])
+    result['new_maps'] = last['names'] - first['names']
     return result
 
 
@@ -207,12 +215,15 @@ def report(opts, peers, steady, restarting, codes, published, elapsed, prefix, s
             if peer is steady:
                 failures.append(f'{peer.label}: never sampled')
             continue
-        line = ' '.join(f'{key}={a}->{b}' for key, (a, b) in result.items() if key != 'gpu')
+        line = ' '.join(f'{key}={result[key][0]}->{result[key][1]}'
+                        for key in ('fds', 'maps', 'rss_kib', 'frames'))
         if result['gpu'][0]:
             line += f' gpu={result["gpu"][0]}->{result["gpu"][1]}'
             if result['gpu'][0] != result['gpu'][1]:
                 failures.append(f'{peer.label}: GPU resources changed {result["gpu"]}')
         print(f'  {peer.label}: {line} exit={codes[peer.label]} {peer.summary() or ""}')
+        if result['new_maps']:
+            print(f'    new mappings: {dict(result["new_maps"].most_common(4))}')
         for key, bound in bounds.items():
             first, last = result[key]
             if last - first > bound:
@@ -223,6 +234,12 @@ def report(opts, peers, steady, restarting, codes, published, elapsed, prefix, s
         if not counts or counts['invalid'] or \
                 counts['verified'] + counts['dropped'] != counts['received']:
             failures.append(f'{peer.label}: bad summary {counts}')
+    # Remapping must drop the old segment: the long-lived consumer maps at most one of ours.
+    held = sum(count for name, count in steady.samples[-1]['names'].items()
+               if name.startswith(SHM_DIR + '/' + prefix)) if steady.samples else 0
+    print(f'  steady consumer maps {held} of our segments at the end')
+    if held > 1:
+        failures.append(f'steady consumer still maps {held} of our segments')
     # The long-lived consumer followed every producer: it mapped each new segment.
     runs = len([p for p in peers if p.label.startswith('producer')])
     remaps = steady.output().count('mapped /' + prefix)
