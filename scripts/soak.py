@@ -147,9 +147,11 @@ def run(opts) -> int:
     prefix = f'jsr_soak_{os.getpid()}'
     segment = '/' + prefix
     shm_before = our_segments(prefix)
-    consumer_params = {'backend': opts.backend, 'mode': opts.mode, 'status_period_s': 0.5,
+    # A topic of its own too: other ROS graphs on this host may draw the same domain id.
+    topic = f'{prefix}/descriptors'
+    consumer_params = {'topic': topic, 'backend': opts.backend, 'mode': opts.mode, 'status_period_s': 0.5,
                        'queue_depth': 16}
-    producer_params = {'shm_name': segment, 'shape': opts.shape, 'dtype': opts.dtype,
+    producer_params = {'topic': topic, 'shm_name': segment, 'shape': opts.shape, 'dtype': opts.dtype,
                        'rate_hz': opts.rate_hz, 'slots': 4, 'policy': 'reliable',
                        'wait_for_consumers': 1, 'release_timeout_s': 5.0,
                        'backend': opts.backend, 'mode': opts.mode, 'status_period_s': 0.5}
