@@ -149,11 +149,14 @@ def run(opts) -> int:
     shm_before = our_segments(prefix)
     # A topic of its own too: other ROS graphs on this host may draw the same domain id.
     topic = f'{prefix}/descriptors'
-    consumer_params = {'topic': topic, 'backend': opts.backend, 'mode': opts.mode, 'status_period_s': 0.5,
-                       'queue_depth': 16}
-    producer_params = {'topic': topic, 'shm_name': segment, 'shape': opts.shape, 'dtype': opts.dtype,
-                       'rate_hz': opts.rate_hz, 'slots': 4, 'policy': 'reliable',
-                       'wait_for_consumers': 1, 'release_timeout_s': 5.0,
+    consumer_params = {'topic': topic, 'backend': opts.backend, 'mode': opts.mode,
+                       'status_period_s': 0.5, 'queue_depth': 16}
+    # Both consumers subscribed before a frame goes out (a producer can finish before a busy
+    # consumer discovered it). A restarted consumer registers with its first frame, so the
+    # producer waits up to release_timeout_s for it once per restart, then goes on (logged).
+    producer_params = {'topic': topic, 'shm_name': segment, 'shape': opts.shape,
+                       'dtype': opts.dtype, 'rate_hz': opts.rate_hz, 'slots': 4,
+                       'policy': 'reliable', 'wait_for_consumers': 2, 'release_timeout_s': 1.0,
                        'backend': opts.backend, 'mode': opts.mode, 'status_period_s': 0.5}
     started = time.monotonic()
     steady = Peer('steady-consumer', 0, os.path.join(exe, 'consumer'), consumer_params, env)
@@ -255,6 +258,8 @@ def report(opts, peers, steady, restarting, codes, published, elapsed, prefix, s
         failures.append(f'only {published} of {opts.frames} frames published')
     for failure in failures:
         print('soak: FAILED: ' + failure)
+    if failures:
+        print('soak: the long-lived consumer said:\n' + steady.output()[-3000:])
     print('soak: OK' if not failures else 'soak: FAILED')
     return 0 if not failures else 1
 
