@@ -47,9 +47,10 @@ def test_create_refuses_a_segment_of_a_live_producer(shm_name):
 
 
 def _create_and_die(name, ready):
-    SlotPool.create(name, 2, 64)
+    pool = SlotPool.create(name, 2, 64)  # held: a collected pool unlinks its segment
     ready.set()
     os.kill(os.getpid(), signal.SIGKILL)
+    pool.close()  # never reached
 
 
 def test_stale_segment_of_a_killed_producer_is_replaced(shm_name):

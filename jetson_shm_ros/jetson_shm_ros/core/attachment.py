@@ -68,7 +68,7 @@ class AttachedSegment(SegmentMapping):
         except BaseException:
             os.close(fd)
             raise
-        segment._bind_tables()
+        segment._bind_tables(np.frombuffer(raw, dtype=HEADER_DTYPE))  # the header checked above
         return segment
 
     def register(self, first_sequence: int) -> None:

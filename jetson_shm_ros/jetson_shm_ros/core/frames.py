@@ -239,7 +239,10 @@ class FrameConsumer:
         finally:
             if claimed:
                 segment.unclaim(desc.slot)
-            segment.release(desc.slot, desc.sequence)
+            # Never release a sequence the slot does not hold yet: a forged descriptor must not
+            # let a reliable producer overwrite frames this reader has not been sent.
+            if desc.sequence <= segment.sequence(desc.slot):
+                segment.release(desc.slot, desc.sequence)
 
     def _claim(self, segment: AttachedSegment, desc: Descriptor) -> Optional[str]:
         """
@@ -266,6 +269,9 @@ class FrameConsumer:
         # Sequence lock, a second line of defence: a writer that ignored the claim shows here.
         if not segment.sequence_unchanged(desc.slot, desc.sequence):
             return self._drop('overwritten_while_reading')
+        if not segment.owner_alive():
+            # A dead producer's frames are stale, whole or not: never counted as verified.
+            return self._drop('producer_gone')
         if checksum is not None and checksum != desc.checksum:
             return self._invalid(desc, 'checksum_mismatch', f'payload sums to {checksum}, '
                                  f'descriptor says {desc.checksum}')
@@ -328,6 +334,7 @@ class FrameConsumer:
 
     @staticmethod
     def _validate_against(segment: AttachedSegment, desc: Descriptor) -> None:
+        segment.check_size()  # before anything touches the mapping
         if desc.memory_kind != segment.memory_kind:
             raise DescriptorError('memory_kind_mismatch', f'descriptor says '
                                   f'{MEMORY_KIND_NAMES[desc.memory_kind]}, segment holds '

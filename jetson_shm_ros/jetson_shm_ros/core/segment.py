@@ -117,7 +117,10 @@ class SegmentMapping:
         self._header = self._bytes[:HEADER_DTYPE.itemsize].view(HEADER_DTYPE)[0:1]
         self.closed = False
 
-    def _bind_tables(self) -> None:
+    def _bind_tables(self, header: Optional[np.ndarray] = None) -> None:
+        # The layout is read once: whoever can write the header later (a bug, a same-user
+        # process) must not move the bounds that every check below relies on.
+        self._layout = (self._header if header is None else header).copy()
         count = self.slot_count
         words = self._bytes[HEADER_BYTES:HEADER_BYTES + 2 * WORD_BYTES * count].view('<u8')
         self._sequences = AtomicWords(words[:count])
@@ -129,7 +132,7 @@ class SegmentMapping:
         self._releases = [AtomicWords(entry['release']) for entry in self._readers]
 
     def _field(self, key: str) -> int:
-        return int(self._header[key][0])
+        return int(self._layout[key][0])
 
     @property
     def incarnation(self) -> int:
@@ -187,6 +190,22 @@ class SegmentMapping:
         fence_acquire()
         return self._sequences.load(slot) == sequence
 
+    def owner_alive(self) -> bool:
+        """Tell whether the producer that created this segment still runs."""
+        return process_alive(self.owner_pid, self._field('owner_start'))
+
+    def check_size(self) -> None:
+        """
+        Raise SegmentError('truncated') if the file shrank under the mapping.
+
+        Touching a page past the end of a truncated file raises SIGBUS, which kills the
+        process; a truncation racing this check still can (see the README's trust model).
+        """
+        size = os.fstat(self._fd).st_size
+        if size < self.size:
+            raise SegmentError('truncated', f'{self.name} shrank to {size} bytes under its '
+                               f'{self.size}-byte mapping')
+
     def claim_word(self, slot: int) -> int:
         """Load the slot's claim word (acquire): reader bits, and WRITER_BIT while written."""
         return self._claims.load(slot)
@@ -203,6 +222,7 @@ class SegmentMapping:
             raise SegmentError('no_host_view', f'{self.name} keeps its slots in device memory')
         if offset < self.data_offset or offset + nbytes > self.size:
             raise SegmentError('out_of_bounds', f'[{offset}, {offset + nbytes}) outside slots')
+        self.check_size()
         return self._bytes[offset:offset + nbytes]
 
     def slot_view(self, slot: int) -> np.ndarray:
@@ -264,6 +284,9 @@ def _remove_if_stale(path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return
+    except OSError as error:  # e.g. a symlink planted under our name (ELOOP)
+        raise SegmentError('in_use', f'{path} exists and cannot be opened ({error.strerror}); '
+                           'choose another name or remove it by hand') from None
     try:
         info = os.fstat(fd)
         raw = os.pread(fd, HEADER_DTYPE.itemsize, 0)

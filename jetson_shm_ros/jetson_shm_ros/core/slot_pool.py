@@ -11,7 +11,6 @@ Claims of a reader whose process died (pid plus start time, as for the reader ta
 dropped when they are in the way.
 """
 
-import atexit
 import logging
 import os
 import secrets
@@ -30,13 +29,14 @@ import numpy as np
 
 _log = logging.getLogger('jetson_shm_ros.pool')
 
-_live_pools: 'weakref.WeakSet[SlotPool]' = weakref.WeakSet()
 
-
-@atexit.register
-def _unlink_live_pools() -> None:
-    for pool in list(_live_pools):
-        pool.close()
+def _unlink_if_same(path: str, inode: int) -> None:
+    """Unlink `path` unless it names another file now (a successor producer's segment)."""
+    try:
+        if os.stat(path, follow_symlinks=False).st_ino == inode:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class SlotPool(SegmentMapping):
@@ -50,6 +50,9 @@ class SlotPool(SegmentMapping):
         self._wait_since: Optional[float] = None
         self._writing: Optional[int] = None  # the slot acquired for the frame being written
         self._inode = os.fstat(fd).st_ino
+        # Unlinked by close(), else when the pool is collected or at exit: a signal or an error
+        # in a caller's set-up (after create(), before it kept the pool) must not leak it.
+        self._unlink = weakref.finalize(self, _unlink_if_same, SHM_DIR + name, self._inode)
         self.counters = {'release_timeouts': 0, 'evicted_readers': 0, 'reaped_readers': 0,
                          'reaped_claims': 0, 'passed_claimed_slots': 0, 'skipped_all_claimed': 0}
 
@@ -108,7 +111,6 @@ class SlotPool(SegmentMapping):
         # Magic last (after a release fence): an attacher that sees it sees a complete header.
         fence_release()
         header['magic'] = MAGIC
-        _live_pools.add(pool)
         _log.debug('created %s: %d slots x %d B, %s, %s', name, slot_count, slot_bytes, policy,
                    MEMORY_KIND_NAMES[memory_kind])
         return pool
@@ -291,11 +293,5 @@ class SlotPool(SegmentMapping):
         """Unlink the name (if it is still this segment) and unmap. Safe to call twice."""
         if self.closed:
             return
-        _live_pools.discard(self)
-        path = SHM_DIR + self.name
-        try:
-            if os.stat(path, follow_symlinks=False).st_ino == self._inode:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+        self._unlink()  # runs once, also if the finalizer already ran
         self._unmap()
