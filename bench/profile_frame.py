@@ -96,7 +96,7 @@ def main() -> int:
         for _ in range(args.frames):
             one_frame()
         profile.disable()
-        pstats.Stats(profile).sort_stats('cumulative').print_stats(25)
+        pstats.Stats(profile).sort_stats('tottime').print_stats(20)
     finally:
         sub.close()
         pub.close()
