@@ -95,66 +95,6 @@ def add_ceilings(document: dict) -> None:
         result['ratio'] = result['p50_ms'] / ceiling_ms
 
 
-def _find(document: dict, transport: str, size: int, measure: str):
-    for result in document['results']:
-        if (result['transport'], result['size'], result['measure']) == (transport, size, measure) \
-                and result.get('n'):
-            return result
-    return None
-
-
-def targets(document: dict) -> list:
-    """Return (target, measured, verdict) rows for issue 10's targets that this run covers."""
-    rows = []
-
-    def check(name: str, value, limit: float, at_most: bool, text: str) -> None:
-        if value is not None:
-            ok = value <= limit if at_most else value >= limit
-            rows.append((name, text.format(value), 'met' if ok else 'MISSED'))
-
-    sizes = sorted({r['size'] for r in document['results']})
-    small, mib64 = sizes[0], 64 * MIB
-    gpu = bool(document['machine']['gpu'].get('name'))
-    for transport in ('cpu', 'pinned', 'pinned_copy', 'cuda_ipc'):
-        e2e, floor = _find(document, transport, small, 'e2e'), None
-        if e2e:
-            floor = floor_ms(document, e2e)
-            limit = 1.15 if transport == 'cpu' else 1.25
-            check(f'{transport}: end to end at {size_label(small)} within {limit}x of the '
-                  'descriptor floor', e2e['p50_ms'] / floor, limit, True,
-                  f'{{:.2f}}x ({e2e["p50_ms"]:.3f} vs {floor:.3f} ms)')
-        first, last = _find(document, transport, small, 'handover'), \
-            _find(document, transport, sizes[-1], 'handover')
-        if first and last and last is not first:
-            check(f'{transport}: hand-over flat, p50 at {size_label(sizes[-1])} <= 1.1x p50 at '
-                  f'{size_label(small)}', last['p50_ms'] / first['p50_ms'], 1.1, True,
-                  f'{{:.2f}}x ({last["p50_ms"]:.3f} vs {first["p50_ms"]:.3f} ms)')
-    ros_msg = _find(document, 'ros_msg', mib64, 'e2e')
-    for transport, factor in (('cpu', 30.0), ('pinned', 100.0)):
-        shm = _find(document, transport, mib64, 'e2e')
-        if ros_msg and shm and (transport == 'cpu') != gpu:
-            check(f'{transport}: end to end at 64 MiB >= {factor:.0f}x faster than ros_msg',
-                  ros_msg['p50_ms'] / shm['p50_ms'], factor, False,
-                  f'{{:.1f}}x ({ros_msg["p50_ms"]:.1f} vs {shm["p50_ms"]:.2f} ms)')
-    for transport, limit in (('pinned', 1.15), ('cuda_ipc', 1.3)):
-        shm = _find(document, transport, mib64, 'e2e')
-        if shm and 'ratio' in shm:
-            check(f'{transport}: end to end at 64 MiB within {limit}x of '
-                  f'{shm["ceiling"]["of"]}', shm['ratio'], limit, True,
-                  f'{{:.2f}}x ({shm["p50_ms"]:.2f} vs {shm["ceiling"]["ms"]:.2f} ms)')
-    largest = sizes[-1]
-    checksum = _ceiling(document, 'cpu_checksum_GBps', largest)
-    memcpy = _ceiling(document, 'host_memcpy_GBps', largest)
-    if checksum and memcpy:
-        check(f'CPU checksum >= 70% of host memcpy bandwidth ({size_label(largest)})',
-              checksum / memcpy, 0.7, False, f'{{:.0%}} ({checksum:.2f} vs {memcpy:.2f} GB/s)')
-    kernel, h2d = (_ceiling(document, key, largest) for key in ('kernel_read_GBps', 'h2d_GBps'))
-    if kernel and h2d:
-        check(f'checksum kernel on a mapped slot >= 90% of pinned H2D ({size_label(largest)})',
-              kernel / h2d, 0.9, False, f'{{:.0%}} ({kernel:.1f} vs {h2d:.1f} GB/s)')
-    return rows
-
-
 def _cell(result: dict) -> str:
     if result is None:
         return ''
@@ -203,6 +143,7 @@ def markdown(document: dict) -> str:
             lines.append(f'| {size_label(size)} | ' + ' | '.join(
                 _cell(index.get((t, size, measure))) for t in columns) + ' |')
         lines.append('')
+    from bench.targets import targets  # it reads floor_ms() and size_label() of this module
     rows = targets(document)
     if rows:
         lines += ['## Targets of issue 10 that this run covers', '',
@@ -284,7 +225,7 @@ def write_all(document: dict, base: str) -> dict:
     add_ceilings(document)
     paths = {'json': base + '.json', 'md': base + '.md'}
     with open(paths['json'], 'w') as out:
-        json.dump(document, out, indent=1, sort_keys=True)
+        json.dump(document, out, indent=1)  # key order kept: the .md follows it
         out.write('\n')
     with open(paths['md'], 'w') as out:
         out.write(markdown(document))
