@@ -19,6 +19,7 @@ BACKENDS = ('auto', 'cpu', 'pinned', 'cuda_ipc')
 MODES = ('zero_copy', 'copy')
 
 _log = logging.getLogger('jetson_shm_ros.backend')
+_fallback_logged = False
 
 
 class CpuBackend:
@@ -100,5 +101,9 @@ def select_backend(requested: str = 'auto', mode: str = 'zero_copy'):
         if requested != 'auto':
             raise BackendUnavailable(
                 f'backend {requested!r} needs CuPy, cuda-python and a CUDA GPU: {error}') from None
-        _log.warning('no usable GPU (%s): running on NumPy (CPU)', error)
+        # Once per process: a node with several endpoints asks several times.
+        global _fallback_logged
+        (_log.debug if _fallback_logged else _log.warning)(
+            'no usable GPU (%s): running on NumPy (CPU)', error)
+        _fallback_logged = True
         return CpuBackend()

@@ -1,16 +1,13 @@
-"""The consumer node: maps the producer's segment and verifies every frame it is told about."""
+"""The consumer node: verifies every frame it is told about, through ShmSubscription."""
 
 import time
 
-from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
-from jetson_shm_ros.core.frames import FrameConsumer
-from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, descriptor_qos, from_msg, rmw_name, route_core_logs, run_node,
-    startup_parameter, unroute_core_logs)
-from jetson_shm_ros_interfaces.msg import DataDescriptor
+from jetson_shm_ros.core.backend import BACKENDS, MODES
+from jetson_shm_ros.nodes.ros_common import run_node, startup_parameter
+from jetson_shm_ros.ros.middleware import DEFAULT_TOPIC
+from jetson_shm_ros.ros.subscription import ShmSubscription
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.node import Node
-from rclpy.qos_overriding_options import QoSOverridingOptions
 
 
 class ConsumerNode(Node):
@@ -18,27 +15,22 @@ class ConsumerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('consumer', **kwargs)
-        self._log_handler = route_core_logs(self)
-        self.finished = False
         self.exit_code = 0
-        self._stream = None
+        self.shm_subscription = None
+        self._done = False
         self._declare_parameters()
         param = self.get_parameter
         self._frames = param('frames').value
         self._idle_timeout = param('idle_timeout_s').value
-        backend = select_backend(param('backend').value, param('mode').value)
-        self._stream = FrameConsumer(backend,
-                                     allow_group_access=param('allow_group_access').value)
-        qos = descriptor_qos(param('queue_depth').value)
-        self._subscription = self.create_subscription(
-            DataDescriptor, param('topic').value, self._on_descriptor, qos,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies())
-        self.get_logger().info(
-            f'rmw={rmw_name()} backend={backend.name} mode={backend.mode} '
-            f'device="{backend.device}" pointer={backend.pointer_source} '
-            f'policy=from-producer qos="{describe_qos(qos)}" '
-            f'topic={self._subscription.topic_name} frames={self._frames or "endless"}')
-        self._last_descriptor = None
+        # Checking the checksum is the whole job here: the callback has nothing left to do.
+        self.shm_subscription = ShmSubscription(
+            self, param('topic').value, lambda frame, info: None,
+            backend=param('backend').value, mode=param('mode').value,
+            verify=param('verify').value, queue_depth=param('queue_depth').value,
+            allow_group_access=param('allow_group_access').value,
+            diagnostics_period_s=param('diagnostics_period_s').value)
+        self.get_logger().info(f'policy=from-producer frames={self._frames or "endless"}')
+        self._last_received = (time.monotonic(), 0)
         self._last_status = (time.monotonic(), 0)
         self._status_timer = self.create_timer(param('status_period_s').value, self._on_status)
 
@@ -61,36 +53,46 @@ class ConsumerNode(Node):
             f'One of {list(MODES)}'))
         self.declare_parameter('allow_group_access', False, startup_parameter(
             "Accept segments that the owner's group may write (default: owner only)"))
+        self.declare_parameter('verify', True, startup_parameter(
+            'Check each payload checksum (when the producer sends one) before accepting it'))
+        self.declare_parameter('diagnostics_period_s', 1.0, startup_parameter(
+            'Seconds between /diagnostics reports; 0 = off', floating_point_range=[
+                FloatingPointRange(from_value=0.0, to_value=3600.0, step=0.0)]))
         self.declare_parameter('status_period_s', 5.0, startup_parameter(
             'Seconds between status log lines', floating_point_range=[positive]))
 
-    def _on_descriptor(self, msg: DataDescriptor) -> None:
-        self._stream.handle(from_msg(msg))
-        self._last_descriptor = time.monotonic()
-        if self._frames and self._stream.counts['received'] >= self._frames:
-            self.finished = True
-
-    def _on_status(self) -> None:
-        if self._idle_timeout and self._last_descriptor is not None and \
-                time.monotonic() - self._last_descriptor > self._idle_timeout:
+    @property
+    def finished(self) -> bool:
+        """Tell whether `frames` descriptors were handled or the producer went quiet."""
+        if self._done:
+            return True
+        received = self.shm_subscription.counts['received']
+        now = time.monotonic()
+        if received != self._last_received[1]:
+            self._last_received = (now, received)
+        elif self._idle_timeout and received and \
+                now - self._last_received[0] > self._idle_timeout:
             self.get_logger().warning(
                 f'no descriptor for {self._idle_timeout} s: the producer seems gone; exiting')
-            self.finished = True
-        now, received = time.monotonic(), self._stream.counts['received']
+            self._done = True
+        if self._frames and received >= self._frames:
+            self._done = True
+        return self._done
+
+    def _on_status(self) -> None:
+        now, received = time.monotonic(), self.shm_subscription.counts['received']
         rate = (received - self._last_status[1]) / max(now - self._last_status[0], 1e-9)
         self._last_status = (now, received)
-        self.get_logger().info(f'status: {self._stream.summary()} rate={rate:.1f}/s')
+        self.get_logger().info(f'status: {self.shm_subscription.summary()} rate={rate:.1f}/s')
 
     def shutdown(self) -> None:
         """Log the summary line, unpin and unmap."""
-        if self._stream is None:
+        if self.shm_subscription is None or self.shm_subscription.closed:
             return
-        self.get_logger().info('summary: ' + self._stream.summary())
-        if self._stream.counts['invalid']:
+        self.get_logger().info('summary: ' + self.shm_subscription.summary())
+        if self.shm_subscription.counts['invalid']:
             self.exit_code = 1
-        self._stream.close()
-        self._stream = None
-        unroute_core_logs(self._log_handler)
+        self.shm_subscription.close()
 
 
 def main(args=None):

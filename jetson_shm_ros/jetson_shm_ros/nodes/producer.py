@@ -1,54 +1,39 @@
-"""The producer node: fills shared-memory slots and publishes a DataDescriptor for each."""
+"""The producer node: fills shared-memory slots with a test pattern, through ShmPublisher."""
 
 import time
 
-from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
-from jetson_shm_ros.core.frames import FrameProducer
+from jetson_shm_ros.core.backend import BACKENDS, MODES
+from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.pool import POLICIES
-from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, descriptor_qos, rmw_name, route_core_logs, run_node,
-    startup_parameter, to_msg, unroute_core_logs)
-from jetson_shm_ros_interfaces.msg import DataDescriptor
+from jetson_shm_ros.nodes.ros_common import run_node, startup_parameter
+from jetson_shm_ros.ros.middleware import DEFAULT_TOPIC
+from jetson_shm_ros.ros.publisher import ShmPublisher
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange
-from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos_overriding_options import QoSOverridingOptions
 
 
 class ProducerNode(Node):
-    """Publishes one descriptor per frame written into a slot of its own segment."""
+    """Publishes one descriptor per test-pattern frame written into a slot of its segment."""
 
     def __init__(self, **kwargs):
         super().__init__('producer', **kwargs)
-        self._log_handler = route_core_logs(self)
         self.finished = False
         self.exit_code = 0
-        self._stream = None
+        self.shm_publisher = None
         self._declare_parameters()
         param = self._param
         self._frames = param('frames')
         self._wait_for_consumers = param('wait_for_consumers')
         self._frame_id = param('frame_id')
-        shm_name = param('shm_name') or self._default_shm_name()
-
-        backend = select_backend(param('backend'), param('mode'))
-        self._stream = FrameProducer(
-            shm_name, param('slots'), param('dtype'), param('shape'), policy=param('policy'),
-            checksum=param('checksum'), backend=backend,
+        self.shm_publisher = ShmPublisher(
+            self, param('topic'), dtype=param('dtype'), shape=param('shape'),
+            slots=param('slots'), policy=param('policy'), backend=param('backend'),
+            mode=param('mode'), encoding=param('encoding'),
+            shm_name=param('shm_name') or self._default_shm_name(), checksum=param('checksum'),
             release_timeout_s=param('release_timeout_s'),
-            required_readers=self._wait_for_consumers)
-        qos = descriptor_qos(param('slots'))
-        self._publisher = self.create_publisher(
-            DataDescriptor, param('topic'), qos,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies())
-        self.get_logger().info(
-            f'rmw={rmw_name()} backend={backend.name} mode={backend.mode} '
-            f'device="{backend.device}" pointer={backend.pointer_source} '
-            f'policy={param("policy")} qos="{describe_qos(qos)}" '
-            f'topic={self._publisher.topic_name} segment={shm_name} '
-            f'frame={self._stream.dtype}{self._stream.shape} ({self._stream.nbytes} B) '
-            f'slots={param("slots")} rate={param("rate_hz")} Hz '
-            f'frames={self._frames or "endless"}')
+            required_readers=self._wait_for_consumers,
+            diagnostics_period_s=param('diagnostics_period_s'))
+        self.get_logger().info(f'rate={param("rate_hz")} Hz frames={self._frames or "endless"}')
         self._waiting_logged = False
         self._drain_deadline = None
         self._status_period = param('status_period_s')
@@ -88,6 +73,12 @@ class ProducerNode(Node):
         self.declare_parameter('release_timeout_s', 1.0, startup_parameter(
             'Reliable policy: longest wait for a consumer to release a slot before it is '
             'evicted (logged)', floating_point_range=[positive]))
+        self.declare_parameter('encoding', '', startup_parameter(
+            'ROS image encoding of the frames (rgb8, mono16, 32FC1, ...) or empty for a plain '
+            'tensor; must agree with dtype and shape'))
+        self.declare_parameter('diagnostics_period_s', 1.0, startup_parameter(
+            'Seconds between /diagnostics reports; 0 = off', floating_point_range=[
+                FloatingPointRange(from_value=0.0, to_value=3600.0, step=0.0)]))
         self.declare_parameter('frame_id', '', startup_parameter(
             'header.frame_id of every descriptor'))
         self.declare_parameter('status_period_s', 5.0, startup_parameter(
@@ -100,20 +91,21 @@ class ProducerNode(Node):
         return '/jetson_shm_ros' + self.get_fully_qualified_name().replace('/', '.')
 
     def _on_timer(self) -> None:
-        stream = self._stream
-        if self._frames and stream.frames_published >= self._frames:
+        publisher = self.shm_publisher
+        if self._frames and publisher.frames_published >= self._frames:
             self._drain()
             return
-        if self._publisher.get_subscription_count() < self._wait_for_consumers:
+        if publisher.subscription_count() < self._wait_for_consumers:
             if not self._waiting_logged:
                 self.get_logger().info(
                     f'waiting for {self._wait_for_consumers} subscription(s) on '
-                    f'{self._publisher.topic_name}')
+                    f'{publisher.topic}')
                 self._waiting_logged = True
             return
-        desc = stream.try_write_pattern(self.get_clock().now().nanoseconds, self._frame_id)
-        if desc is not None:
-            self._publisher.publish(to_msg(desc))
+        try:
+            publisher.publish_test_pattern(frame_id=self._frame_id)
+        except NoFreeSlot:
+            pass  # reliable policy: a reader still holds the slot; counted, try next tick
         now = time.monotonic()
         if now - self._last_status >= self._status_period:
             self._last_status = now
@@ -124,31 +116,30 @@ class ProducerNode(Node):
         if self._drain_deadline is None:
             self._drain_deadline = time.monotonic() + \
                 self._param('release_timeout_s') * self._param('slots')
-        if self._stream.all_released() or time.monotonic() > self._drain_deadline:
+        if self.shm_publisher.frame_producer.all_released() or \
+                time.monotonic() > self._drain_deadline:
             self.finished = True
 
     def _status(self) -> str:
-        stream = self._stream
+        publisher = self.shm_publisher
+        pool = publisher.frame_producer.pool
         # The graph can only be asked while the context lives (not after Ctrl-C).
-        graph = f'subscriptions={self._publisher.get_subscription_count()} ' \
-            if self.context.ok() else ''
-        return (f'published={stream.frames_published} waits={stream.waits} {graph}'
-                f'readers={len(stream.pool.readers())} ' +
-                ' '.join(f'{key}={value}' for key, value in stream.pool.counters.items()))
+        graph = f'subscriptions={publisher.subscription_count()} ' if self.context.ok() else ''
+        return (f'published={publisher.frames_published} '
+                f'waits={publisher.counters["no_free_slot"]} {graph}'
+                f'readers={len(pool.readers())} ' +
+                ' '.join(f'{key}={value}' for key, value in pool.counters.items()))
 
     def shutdown(self) -> None:
         """Let reliable subscribers get the last descriptors, then unlink the segment."""
-        if self._stream is None:
+        if self.shm_publisher is None or self.shm_publisher.closed:
             return
         try:
             # After Ctrl-C rclpy has already shut the context down: nobody to wait for.
-            if self.context.ok():
-                self._publisher.wait_for_all_acked(Duration(seconds=1.0))
+            self.shm_publisher.wait_for_all_acked(1.0)
             self.get_logger().info('done: ' + self._status())
         finally:
-            self._stream.close()
-            self._stream = None
-            unroute_core_logs(self._log_handler)
+            self.shm_publisher.close()
 
 
 def main(args=None):
