@@ -1,8 +1,8 @@
 """
 The image bridges: `ros2 launch jetson_shm_ros bridges_launch.py [arg:=value]`.
 
-    camera (any sensor_msgs/Image driver) --image--> image_to_shm --shared memory--> gpu_consumer
-                                                                  \\--> shm_to_image --image--> viewer
+    camera --Image--> image_to_shm --shared memory--> gpu_consumer (your GPU nodes)
+                                                  +--> shm_to_image --Image--> viewer
 
 image_to_shm copies each camera image once into a slot; GPU consumers on this machine then read
 it in place. shm_to_image turns frames back into images, at most max_rate_hz, for what speaks

@@ -95,21 +95,23 @@ def test_every_encoding_with_and_without_padding_comes_back_byte_for_byte(bridge
 
 
 ROW = _row_nbytes('rgb8')
+# reason -> Image fields (one test case each); data matching nothing is fine: it is never read.
 HOSTILE = {
-    'unknown_encoding': dict(encoding='rgb9', height=HEIGHT, width=WIDTH, step=ROW,
-                             data=bytes(ROW * HEIGHT)),
-    'bad_size': dict(encoding='rgb8', height=0, width=WIDTH, step=ROW, data=b''),
-    'too_large': dict(encoding='64FC4', height=2**16, width=2**16, step=2**21, data=b'x'),
-    'bad_step': dict(encoding='rgb8', height=HEIGHT, width=WIDTH, step=ROW - 1,
-                     data=bytes(ROW * HEIGHT)),
-    'data_too_short': dict(encoding='rgb8', height=HEIGHT, width=WIDTH, step=ROW,
-                           data=bytes(ROW * HEIGHT - 1)),
-    'bad_endianness': dict(encoding='mono16', height=HEIGHT, width=WIDTH, step=2 * WIDTH,
-                           data=bytes(2 * WIDTH * HEIGHT), is_bigendian=7),
+    'unknown_encoding': {'encoding': 'rgb9', 'height': HEIGHT, 'width': WIDTH, 'step': ROW,
+                         'data': bytes(ROW * HEIGHT)},
+    'bad_size': {'encoding': 'rgb8', 'height': 0, 'width': WIDTH, 'step': ROW, 'data': b''},
+    # A uint32 width no camera has.
+    'bad_size_absurd_width': {'encoding': 'mono8', 'height': 1, 'width': 2**32 - 1,
+                              'step': 2**32 - 1, 'data': bytes(16)},
+    'too_large': {'encoding': '64FC4', 'height': 2**16, 'width': 2**16, 'step': 2**21,
+                  'data': b'x'},
+    'bad_step': {'encoding': 'rgb8', 'height': HEIGHT, 'width': WIDTH, 'step': ROW - 1,
+                 'data': bytes(ROW * HEIGHT)},
+    'data_too_short': {'encoding': 'rgb8', 'height': HEIGHT, 'width': WIDTH, 'step': ROW,
+                       'data': bytes(ROW * HEIGHT - 1)},
+    'bad_endianness': {'encoding': 'mono16', 'height': HEIGHT, 'width': WIDTH,
+                       'step': 2 * WIDTH, 'data': bytes(2 * WIDTH * HEIGHT), 'is_bigendian': 7},
 }
-# Absurd width: a uint32 that no camera has, with data that matches nothing.
-HOSTILE['bad_size_absurd_width'] = dict(encoding='mono8', height=1, width=2**32 - 1,
-                                        step=2**32 - 1, data=b'\0' * 16)
 
 
 def test_hostile_images_are_logged_counted_and_skipped_and_the_bridge_lives_on(bridge):
@@ -178,3 +180,16 @@ def test_throttle_skips_frames_and_never_holds_the_producer_back(bridge):
     assert len(client.received) == published
     sent_ids = {msg.header.frame_id for msg in sent}
     assert all(msg.header.frame_id in sent_ids for msg in client.received)
+
+
+@pytest.mark.parametrize('name, params, mentions', [
+    ('shm_to_image', {'max_rate_hz': -1}, 'max_rate_hz'),
+    ('shm_to_image', {'encoding': 'rgb9'}, 'rgb9'),
+    ('image_to_shm', {'policy': 'sometimes'}, 'sometimes'),
+])
+def test_a_bad_parameter_is_one_clear_start_up_line(processes, name, params, mentions):
+    node = processes.start(NodeProcess(name, params, isolated_env()))
+    assert node.finish() == 2, node.output()
+    fatal = [line for line in node.output().splitlines() if line.startswith('[FATAL]')]
+    assert len(fatal) == 1 and mentions in fatal[0], node.output()
+    assert 'Traceback' not in node.output(), node.output()

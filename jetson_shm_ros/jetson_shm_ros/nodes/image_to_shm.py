@@ -3,15 +3,17 @@
 from typing import Optional
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
+from jetson_shm_ros.core.descriptor import validate_shm_name
 from jetson_shm_ros.core.errors import NoFreeSlot, ShmRosError
 from jetson_shm_ros.core.image_layout import image_layout, image_view, ImageError, ImageLayout
 from jetson_shm_ros.core.pool import POLICIES
-from jetson_shm_ros.nodes.bridge_common import image_subscription_qos, Refusals, stamp_to_ns
-from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, rmw_name, run_node, startup_parameter)
-from jetson_shm_ros.ros import ShmPublisher
+from jetson_shm_ros.nodes.bridge_common import (
+    image_subscription_qos, NumberParameters, Refusals, stamp_to_ns)
+from jetson_shm_ros.nodes.ros_common import run_node, startup_parameter
+from jetson_shm_ros.ros.middleware import DEFAULT_TOPIC, describe_qos, rmw_name
+from jetson_shm_ros.ros.publisher import ShmPublisher
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange
+from rcl_interfaces.msg import IntegerRange
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
@@ -26,14 +28,16 @@ class ImageToShmNode(Node):
         super().__init__('image_to_shm', **kwargs)
         self.finished = False
         self.exit_code = 0
+        self._numbers = NumberParameters(self)
         self._declare_parameters()
         param = self._param
         # The segment waits for the first image; a bad value must not: check them now.
         if param('policy') not in POLICIES:
             raise ValueError(f'policy {param("policy")!r} is not one of {list(POLICIES)}')
         select_backend(param('backend'), param('mode')).close()
-        self._shm_name = param('shm_name') or \
-            '/jetson_shm_ros' + self.get_fully_qualified_name().replace('/', '.')
+        if param('shm_name'):
+            validate_shm_name(param('shm_name'))
+        self._diagnostics_period_s = self._numbers.value('diagnostics_period_s')
         self._publisher: Optional[ShmPublisher] = None
         self._layout: Optional[ImageLayout] = None
         self.counts = {'images': 0, 'published': 0, 'no_free_slot': 0, 'segments': 0}
@@ -46,9 +50,11 @@ class ImageToShmNode(Node):
             f'rmw={rmw_name()} image topic={self._subscription.topic_name} '
             f'image qos="{describe_qos(qos)}" (sensor data: best effort matches every camera '
             f'driver and never slows it) descriptor topic={param("topic")} '
-            f'segment={self._shm_name} (created on the first image) backend={param("backend")} '
+            f'segment={param("shm_name") or "from node and topic"} (made at the first image) '
+            f'backend={param("backend")} '
             f'mode={param("mode")} policy={param("policy")} slots={param("slots")}')
-        self._status_timer = self.create_timer(param('status_period_s'), self._on_status)
+        self._status_timer = self.create_timer(self._numbers.value('status_period_s'),
+                                               self._on_status)
 
     def _declare_parameters(self) -> None:
         self.declare_parameter('topic', DEFAULT_TOPIC, startup_parameter(
@@ -68,9 +74,10 @@ class ImageToShmNode(Node):
         self.declare_parameter('image_queue_depth', 5, startup_parameter(
             'Depth of the Image subscription (keep last)', integer_range=[
                 IntegerRange(from_value=1, to_value=1000, step=1)]))
-        self.declare_parameter('status_period_s', 5.0, startup_parameter(
-            'Seconds between status log lines', floating_point_range=[
-                FloatingPointRange(from_value=0.001, to_value=100000.0, step=0.0)]))
+        self._numbers.declare('diagnostics_period_s', 1.0,
+                              'Seconds between /diagnostics reports; 0 = off', 0.0, 3600.0)
+        self._numbers.declare('status_period_s', 5.0, 'Seconds between status log lines',
+                              0.001, 100000.0)
 
     def _param(self, name: str):
         return self.get_parameter(name).value
@@ -100,15 +107,16 @@ class ImageToShmNode(Node):
         if self._publisher is not None:
             self.get_logger().info(
                 f'image changed from {self._layout.encoding} {list(self._layout.shape)} to '
-                f'{layout.encoding} {list(layout.shape)}: re-creating {self._shm_name}')
+                f'{layout.encoding} {list(layout.shape)}: re-creating {self._publisher.shm_name}')
             self._close_publisher()
         param = self._param
         try:
             self._publisher = ShmPublisher(
                 self, param('topic'), dtype=layout.dtype, shape=list(layout.shape),
-                encoding=layout.encoding, shm_name=self._shm_name, slots=param('slots'),
+                encoding=layout.encoding, shm_name=param('shm_name'), slots=param('slots'),
                 policy=param('policy'), backend=param('backend'), mode=param('mode'),
-                checksum=param('checksum'))
+                checksum=param('checksum'),
+                diagnostics_period_s=self._diagnostics_period_s)
         except ShmRosError as error:  # e.g. /dev/shm too small for this image: skip it
             self.refusals.refuse(error.reason, f'no segment for {layout.encoding} '
                                  f'{list(layout.shape)}: {error.detail}')

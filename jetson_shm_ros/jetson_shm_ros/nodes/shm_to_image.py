@@ -7,12 +7,12 @@ from jetson_shm_ros.core.backend import BACKENDS
 from jetson_shm_ros.core.image_encodings import encoding_layout
 from jetson_shm_ros.core.image_layout import image_fields, ImageError
 from jetson_shm_ros.nodes.bridge_common import (
-    image_publisher_qos, ns_to_stamp, Refusals)
-from jetson_shm_ros.nodes.ros_common import (
-    DEFAULT_TOPIC, describe_qos, rmw_name, run_node, startup_parameter)
-from jetson_shm_ros.ros import ShmSubscription
+    image_publisher_qos, ns_to_stamp, NumberParameters, Refusals)
+from jetson_shm_ros.nodes.ros_common import run_node, startup_parameter
+from jetson_shm_ros.ros.middleware import DEFAULT_TOPIC, describe_qos, rmw_name
+from jetson_shm_ros.ros.subscription import ShmSubscription
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange
+from rcl_interfaces.msg import IntegerRange
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
@@ -28,12 +28,13 @@ class ShmToImageNode(Node):
         self.finished = False
         self.exit_code = 0
         self._subscription = None
+        self._numbers = NumberParameters(self)
         self._declare_parameters()
         param = self.get_parameter
         self._encoding = param('encoding').value
         if self._encoding:
             encoding_layout(self._encoding)  # an unknown name is a start-up error
-        rate = param('max_rate_hz').value
+        rate = self._numbers.value('max_rate_hz')
         self._period_s = 1.0 / rate if rate > 0 else 0.0
         self._next_allowed = 0.0
         self.counts = {'frames': 0, 'published': 0, 'skipped': 0}
@@ -44,7 +45,8 @@ class ShmToImageNode(Node):
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._subscription = ShmSubscription(
             self, param('topic').value, self._on_frame, backend=param('backend').value,
-            verify=param('verify').value, queue_depth=param('queue_depth').value)
+            verify=param('verify').value, queue_depth=param('queue_depth').value,
+            diagnostics_period_s=self._numbers.value('diagnostics_period_s'))
         self.get_logger().info(
             f'rmw={rmw_name()} descriptor topic={param("topic").value} '
             f'image topic={self._publisher.topic_name} image qos="{describe_qos(qos)}" '
@@ -52,7 +54,8 @@ class ShmToImageNode(Node):
             f'last so a slow reader loses old images instead of slowing us) '
             f'max_rate_hz={rate or "unlimited"} encoding={self._encoding or "from descriptor"} '
             f'backend={param("backend").value}')
-        self._status_timer = self.create_timer(param('status_period_s').value, self._on_status)
+        self._status_timer = self.create_timer(self._numbers.value('status_period_s'),
+                                               self._on_status)
 
     def _declare_parameters(self) -> None:
         self.declare_parameter('topic', DEFAULT_TOPIC, startup_parameter(
@@ -60,10 +63,8 @@ class ShmToImageNode(Node):
         self.declare_parameter('encoding', '', startup_parameter(
             'Image encoding for frames whose descriptor has none (plain tensors), e.g. mono8; '
             'empty: such frames are refused'))
-        self.declare_parameter('max_rate_hz', 30.0, startup_parameter(
-            'Most images per second; frames beyond it are skipped (never queued). 0: every '
-            'frame', floating_point_range=[
-                FloatingPointRange(from_value=0.0, to_value=100000.0, step=0.0)]))
+        self._numbers.declare('max_rate_hz', 30.0, 'Most images per second; frames beyond '
+                              'it are skipped (never queued). 0: every frame', 0.0, 100000.0)
         self.declare_parameter('backend', 'auto', startup_parameter(
             f'How frames are mapped; an Image is host memory, so GPU frames are copied to the '
             f'host once. One of {list(BACKENDS)}'))
@@ -75,9 +76,10 @@ class ShmToImageNode(Node):
         self.declare_parameter('image_queue_depth', 2, startup_parameter(
             'Depth of the Image publisher (keep last)', integer_range=[
                 IntegerRange(from_value=1, to_value=1000, step=1)]))
-        self.declare_parameter('status_period_s', 5.0, startup_parameter(
-            'Seconds between status log lines', floating_point_range=[
-                FloatingPointRange(from_value=0.001, to_value=100000.0, step=0.0)]))
+        self._numbers.declare('diagnostics_period_s', 1.0,
+                              'Seconds between /diagnostics reports; 0 = off', 0.0, 3600.0)
+        self._numbers.declare('status_period_s', 5.0, 'Seconds between status log lines',
+                              0.001, 100000.0)
 
     def _on_frame(self, frame, info) -> None:
         self.counts['frames'] += 1

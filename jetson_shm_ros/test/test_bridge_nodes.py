@@ -1,0 +1,103 @@
+"""The bridge nodes in one process: parameters, segment re-creation, refusals (no DDS traffic)."""
+
+import os
+import random
+
+from conftest import SHM_DIR
+from image_client import make_image
+from jetson_shm_ros.core.errors import ShmRosError
+from jetson_shm_ros.nodes.image_to_shm import ImageToShmNode
+from jetson_shm_ros.nodes.shm_to_image import ShmToImageNode
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+
+@pytest.fixture
+def context():
+    """Give each test its own rclpy context and ROS domain."""
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def _make(node_class, context, **params):
+    return node_class(context=context, parameter_overrides=[
+        Parameter(key, value=value) for key, value in params.items()])
+
+
+def _close(node):
+    node.shutdown()
+    node.destroy_node()
+
+
+def test_every_parameter_is_declared_read_only_with_a_description(context):
+    for node in (_make(ImageToShmNode, context), _make(ShmToImageNode, context)):
+        try:
+            names = node._parameters.keys() - {'use_sim_time'}
+            assert len(names) >= 7, names
+            for name in names:
+                descriptor = node.describe_parameter(name)
+                assert descriptor.description, f'{node.get_name()}.{name} has no description'
+                assert descriptor.read_only, f'{node.get_name()}.{name} is read at start-up'
+        finally:
+            _close(node)
+
+
+@pytest.mark.parametrize('typed', [5, 5.0])
+def test_max_rate_takes_an_integer_as_users_type_it(context, typed):
+    node = _make(ShmToImageNode, context, max_rate_hz=typed, status_period_s=2)
+    try:
+        assert node._period_s == pytest.approx(0.2)
+    finally:
+        _close(node)
+
+
+@pytest.mark.parametrize('node_class, params', [
+    (ShmToImageNode, {'max_rate_hz': -1.0}),
+    (ShmToImageNode, {'max_rate_hz': 'fast'}),
+    (ShmToImageNode, {'encoding': 'rgb9'}),
+    (ShmToImageNode, {'backend': 'tpu'}),
+    (ImageToShmNode, {'policy': 'sometimes'}),
+    (ImageToShmNode, {'backend': 'tpu'}),
+    (ImageToShmNode, {'shm_name': 'no_slash'}),
+    (ImageToShmNode, {'status_period_s': 0}),
+])
+def test_bad_parameters_fail_at_start_up_with_a_reason(context, node_class, params):
+    with pytest.raises((ValueError, ShmRosError)) as error:
+        _make(node_class, context, **params)
+    assert str(error.value)
+
+
+def _image(encoding, height, width, channels_bytes, frame_id='cam'):
+    step = width * channels_bytes
+    return make_image(encoding, height, width, step, bytes(step * height), frame_id, 1)
+
+
+def test_a_new_size_or_encoding_recreates_the_segment_and_hostile_images_change_nothing(
+        context, shm_name):
+    node = _make(ImageToShmNode, context, shm_name=shm_name)
+    try:
+        assert node.counts['segments'] == 0 and not os.path.exists(SHM_DIR + shm_name)
+        node._on_image(_image('rgb8', 4, 6, 3))
+        first = node._publisher.frame_producer.pool.incarnation
+        node._on_image(_image('rgb8', 4, 6, 3))
+        assert node.counts['segments'] == 1 and node.counts['published'] == 2
+        # Hostile images: refused, counted, and the segment stays as it was.
+        node._on_image(make_image('rgb8', 4, 6, 5, bytes(20), 'x', 1))
+        node._on_image(make_image('nope', 4, 6, 18, bytes(72), 'x', 1))
+        assert node.refusals.by_reason == {'bad_step': 1, 'unknown_encoding': 1}
+        assert node.counts['segments'] == 1
+        assert node._publisher.frame_producer.pool.incarnation == first
+        node._on_image(_image('rgb8', 8, 6, 3))   # new size
+        second = node._publisher.frame_producer.pool.incarnation
+        node._on_image(_image('bgr8', 8, 6, 3))   # same size, new encoding
+        third = node._publisher.frame_producer.pool.incarnation
+        assert len({first, second, third}) == 3
+        assert node._publisher.encoding == 'bgr8' and node._publisher.shape == [8, 6, 3]
+        assert node.counts == {'images': 6, 'published': 4, 'no_free_slot': 0, 'segments': 3}
+        assert os.path.exists(SHM_DIR + shm_name)
+    finally:
+        _close(node)
+    assert not os.path.exists(SHM_DIR + shm_name)
