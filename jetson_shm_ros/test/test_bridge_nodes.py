@@ -2,6 +2,7 @@
 
 import os
 import random
+import sys
 
 from conftest import SHM_DIR
 from image_client import make_image
@@ -100,4 +101,17 @@ def test_a_new_size_or_encoding_recreates_the_segment_and_hostile_images_change_
         assert os.path.exists(SHM_DIR + shm_name)
     finally:
         _close(node)
+    assert not os.path.exists(SHM_DIR + shm_name)
+
+
+def test_many_re_created_segments_still_close_with_the_node(context, shm_name):
+    # Each ShmPublisher closes with its node; re-creating one per new image size must not pile
+    # up wrappers (destroy_node once failed with RecursionError after ~1000 re-creations).
+    node = _make(ImageToShmNode, context, shm_name=shm_name, diagnostics_period_s=0)
+    for index in range(sys.getrecursionlimit() + 100):
+        width = 4 + index % 2
+        node._on_image(make_image('mono8', 2, width, width, bytes(2 * width), 'cam', 1))
+    assert node.counts['segments'] == sys.getrecursionlimit() + 100
+    assert os.path.exists(SHM_DIR + shm_name)
+    node.destroy_node()  # no shutdown() first: destroy_node alone must unlink the segment
     assert not os.path.exists(SHM_DIR + shm_name)
