@@ -7,11 +7,15 @@ import sys
 from conftest import SHM_DIR
 from image_client import make_image
 from jetson_shm_ros.core.errors import ShmRosError
+from jetson_shm_ros.nodes import shm_to_image
 from jetson_shm_ros.nodes.image_to_shm import ImageToShmNode
 from jetson_shm_ros.nodes.shm_to_image import ShmToImageNode
+from jetson_shm_ros.ros.frame_info import FrameInfo
+import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
+from std_msgs.msg import Header
 
 
 @pytest.fixture
@@ -115,3 +119,76 @@ def test_many_re_created_segments_still_close_with_the_node(context, shm_name):
     assert os.path.exists(SHM_DIR + shm_name)
     node.destroy_node()  # no shutdown() first: destroy_node alone must unlink the segment
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand, so the throttle is checked without timing."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _info(encoding='', shape=(4, 6), dtype='|u1', index=0):
+    header = Header(frame_id=f'cam/{index}')
+    header.stamp.sec, header.stamp.nanosec = 1_700_000_000 + index, 123
+    return FrameInfo(header=header, stamp_ns=(1_700_000_000 + index) * 10**9 + 123,
+                     frame_id=f'cam/{index}', dtype=dtype, shape=tuple(shape),
+                     encoding=encoding, sequence=2, shm_name='/jsr_test_x', slot=0,
+                     nbytes=int(np.prod(shape)), verified=True)
+
+
+def _to_image(context, published, **params):
+    node = _make(ShmToImageNode, context, **params)
+    node._publisher.publish = published.append  # what would go out on the topic
+    return node
+
+
+def test_plain_tensors_take_the_encoding_parameter_and_are_refused_without_one(context):
+    published = []
+    node = _to_image(context, published, encoding='mono8', max_rate_hz=0)
+    other = _to_image(context, [], max_rate_hz=0)
+    try:
+        frame = np.arange(24, dtype=np.uint8).reshape(4, 6)
+        node._on_frame(frame, _info())
+        assert len(published) == 1 and published[0].encoding == 'mono8'
+        assert bytes(published[0].data) == frame.tobytes()
+        assert published[0].header.frame_id == 'cam/0'
+        assert (published[0].header.stamp.sec, published[0].header.stamp.nanosec) == \
+            (1_700_000_000, 123)
+        other._on_frame(frame, _info())
+        assert other.refusals.by_reason == {'no_encoding': 1}
+        # The descriptor's own encoding wins over the parameter; a mismatch is refused.
+        node._on_frame(frame, _info(encoding='rgb8'))
+        assert node.refusals.by_reason == {'encoding_mismatch': 1}
+        assert node.counts == {'frames': 2, 'published': 1, 'skipped': 0}
+    finally:
+        _close(node)
+        _close(other)
+
+
+def test_throttle_publishes_five_of_a_hundred_frames_a_second(context, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(shm_to_image.time, 'monotonic', clock)
+    published = []
+    node = _to_image(context, published, encoding='mono8', max_rate_hz=5)
+    try:
+        frame = np.zeros((4, 6), dtype=np.uint8)
+        start = clock.now
+        for index in range(300):  # 3 s at 100 Hz
+            clock.now = start + index / 100
+            node._on_frame(frame, _info(index=index))
+        indices = [int(msg.header.frame_id.split('/')[1]) for msg in published]
+        assert len(indices) == 15 and indices[0] == 0, indices
+        # Evenly spread: every 20th frame (one later where the clock's rounding lands late).
+        assert all(19 <= later - earlier <= 21 for earlier, later in zip(indices, indices[1:]))
+        assert node.counts == {'frames': 300, 'published': 15, 'skipped': 285}
+        # After a pause the next frame goes out at once, and the cadence restarts from it.
+        clock.now += 10.0
+        node._on_frame(frame, _info(index=1000))
+        node._on_frame(frame, _info(index=1001))
+        assert [msg.header.frame_id for msg in published[-1:]] == ['cam/1000']
+    finally:
+        _close(node)

@@ -87,9 +87,15 @@ class ShmToImageNode(Node):
         if now < self._next_allowed:
             self.counts['skipped'] += 1  # the slot is released as soon as we return
             return
+        encoding = info.encoding or self._encoding
+        if not encoding:
+            self.refusals.refuse('no_encoding', f'{info.shm_name} sends plain {info.dtype}'
+                                 f'{list(info.shape)} frames: set the encoding parameter, '
+                                 f'e.g. encoding:=mono8')
+            return
         host = frame if isinstance(frame, np.ndarray) else frame.get()  # GPU: one copy
         try:
-            fields = image_fields(host, info.encoding or self._encoding)
+            fields = image_fields(host, encoding)
         except ImageError as error:
             self.refusals.refuse(error.reason, error.detail)
             return
