@@ -4,11 +4,11 @@
 # frame on the GPU) and -> shm_to_image (backend B, 5 Hz) -> back to the camera, which checks
 # each returned image byte for byte. All installed executables, each in its own process.
 #
-#   WHEELS=.whl-ros scripts/gpu_bridges.sh                  # GPU machine: set up and build first
-#   SKIP_SETUP=1 scripts/gpu_bridges.sh                     # after scripts/gpu_ros_path.sh (same WORK)
-#   SKIP_SETUP=1 BACKENDS=cpu scripts/gpu_bridges.sh        # here: the CPU path, in the env of
-#                                                           # `source scripts/env.sh` after make build
-# Setup (venv of carried wheels, colcon build) is scripts/gpu_ros_path.sh's, run with no cases.
+#   WHEELS=.whl-ros scripts/gpu_bridges.sh              # GPU machine: set up and build first
+#   SKIP_SETUP=1 scripts/gpu_bridges.sh                 # reuse that build (gpu_full_check.sh runs this)
+#   SKIP_SETUP=1 BACKENDS=cpu scripts/gpu_bridges.sh    # here: the CPU path, in the environment of
+#                                                       # `source scripts/env.sh` after `make build`
+# Set-up is scripts/gpu_ros_env.sh's (same WHEELS, PYTHON, WORK).
 # Knobs: BACKENDS ("pinned cuda_ipc"), FRAMES (150), RATE_HZ (30.0), WORK (/tmp/jsr-gpu-ros).
 # Exit status: non-zero unless, for every backend, the consumer received frames and verified
 # every one (none invalid or dropped), and every image shm_to_image sent back was equal to the
@@ -24,18 +24,11 @@ export PYTHONUNBUFFERED=1
 
 step() { echo "== $* ($(date +%T))"; }
 
-if [ "${SKIP_SETUP:-0}" != 1 ]; then
-  CASES=' ' "$ROOT/scripts/gpu_ros_path.sh"  # a blank case list: set up and build only
-fi
-set +u
-if [ -x "$WORK/venv/bin/python" ] && [ -f "$WORK/install/local_setup.bash" ]; then
-  # shellcheck disable=SC1091
-  source "$WORK/venv/bin/activate"
-  export AMENT_PREFIX_PATH="$WORK/venv" CMAKE_PREFIX_PATH="$WORK/venv"
-  # shellcheck disable=SC1091
-  source "$WORK/install/local_setup.bash"
-fi
-set -u
+if [ "${SKIP_SETUP:-0}" != 1 ] || [ -x "$WORK/venv/bin/python" ]; then
+  # Build (or, with SKIP_SETUP=1, reuse) the ROS set-up of the GPU machine, and source it.
+  # shellcheck source=scripts/gpu_ros_env.sh
+  source "$ROOT/scripts/gpu_ros_env.sh"
+fi  # else: the environment as it is (here: `source scripts/env.sh` after `make build`)
 PREFIX="$(python3 -c 'from ament_index_python.packages import get_package_prefix as p; print(p("jetson_shm_ros"))')"
 BIN="$PREFIX/lib/jetson_shm_ros"
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/jsr-gpu-bridges.XXXXXX")"

@@ -7,7 +7,8 @@ import sys
 from api_fixtures import new_context, spin_until
 from conftest import SHM_DIR
 from jetson_shm_ros import FrameInfo, ShmPublisher, ShmSubscription
-from jetson_shm_ros.core.errors import DescriptorError, NoFreeSlot, ShmRosError
+from jetson_shm_ros.core.errors import (
+    ArrayMismatch, DescriptorError, NoFreeSlot, ShmRosError)
 from jetson_shm_ros.ros.conversion import to_msg
 import numpy as np
 import pytest
@@ -107,10 +108,11 @@ def test_publish_copies_a_numpy_array_and_refuses_a_mismatch(context, node, shm_
     source[...] = 0  # the frame was copied: changing the source later changes nothing
     assert spin_until(executor, lambda: received.frames)
     assert np.array_equal(received.frames[0][0], np.arange(15).reshape(3, 5))
-    for wrong in (np.zeros((5, 3), np.uint16), np.zeros((3, 5), np.int16)):
-        with pytest.raises(DescriptorError) as error:
+    for wrong, reason in ((np.zeros((5, 3), np.uint16), 'shape_mismatch'),
+                          (np.zeros((3, 5), np.int16), 'dtype_mismatch')):
+        with pytest.raises(ArrayMismatch) as error:
             pub.publish(wrong)
-        assert error.value.reason == 'array_mismatch'
+        assert error.value.reason == reason
     assert pub.frames_published == 1
     pub.close()
 

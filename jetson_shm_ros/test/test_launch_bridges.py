@@ -2,20 +2,23 @@
 Check launch/bridges_launch.py without launch or launch_ros (they are not on PyPI).
 
 Read with `ast`: each of this package's executables it starts must be a console script of
-setup.py, each parameter it sets must be declared by that node, and each remapping must name
-the topic the node really uses.
+setup.py, each parameter it sets must be an option of that node (core.role_options), and each
+remapping must name the topic the node really uses.
 """
 
 import ast
 import os
 import re
 
+from jetson_shm_ros.core.role_options import (
+    CONSUMER_NODE_OPTIONS, IMAGE_TO_SHM_NODE_OPTIONS, SHM_TO_IMAGE_NODE_OPTIONS)
 from jetson_shm_ros.nodes import image_to_shm, shm_to_image
 import pytest
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(PACKAGE_DIR, 'launch', 'bridges_launch.py')
-NODES_DIR = os.path.join(PACKAGE_DIR, 'jetson_shm_ros', 'nodes')
+OPTIONS = {'image_to_shm': IMAGE_TO_SHM_NODE_OPTIONS, 'shm_to_image': SHM_TO_IMAGE_NODE_OPTIONS,
+           'consumer': CONSUMER_NODE_OPTIONS}
 INPUT_TOPICS = {'image_to_shm': image_to_shm.IMAGE_TOPIC, 'shm_to_image': shm_to_image.IMAGE_TOPIC}
 
 
@@ -31,8 +34,7 @@ def _our_nodes():
 
 
 def _declared(executable: str) -> set:
-    with open(os.path.join(NODES_DIR, f'{executable}.py'), encoding='utf-8') as source:
-        return set(re.findall(r"declare(?:_parameter)?\(\s*'(\w+)'", source.read()))
+    return {option.name for option in OPTIONS[executable]}
 
 
 def _console_scripts() -> set:

@@ -1,7 +1,6 @@
 """The nodes in one process with parameter overrides: declarations, wiring, bad messages."""
 
 import os
-import random
 import time
 
 from conftest import SHM_DIR
@@ -9,21 +8,10 @@ from jetson_shm_ros.nodes.consumer import ConsumerNode
 from jetson_shm_ros.nodes.producer import ProducerNode
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 SPIN_TIMEOUT_S = 30.0
-
-
-@pytest.fixture
-def context():
-    """Give each test its own rclpy context, as rclpy's own tests do."""
-    ctx = rclpy.Context()
-    # A domain of its own: other ROS 2 graphs on this host must not leak into the test.
-    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def _overrides(**values):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import logging
 from typing import Callable, Dict, Optional, Sequence
 
-from jetson_shm_ros.core.array_copy import check_source, copy_array
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
@@ -139,16 +138,6 @@ class FrameProducer:
         :return: the descriptor to publish, or None when the reliable policy says wait
         """
         return self._produce(lambda write: writer(self.array(write)), stamp_ns, frame_id)
-
-    def try_copy(self, source, stamp_ns: int = 0, frame_id: str = '') -> Optional[Descriptor]:
-        """
-        Copy a caller's array (NumPy, CuPy, DLPack) into the next slot, then describe it.
-
-        :raises DescriptorError: 'array_mismatch' when its dtype or shape is not the frame's
-        """
-        check_source(source, self.dtype, self.shape)
-        return self._produce(lambda write: copy_array(self.array(write), source), stamp_ns,
-                             frame_id)
 
     def try_write_pattern(self, stamp_ns: int = 0, frame_id: str = '') -> Optional[Descriptor]:
         """Write the deterministic test pattern of the next frame number (for demos/tests)."""

@@ -2,10 +2,9 @@
 
 from collections import Counter
 import time
-from typing import Dict, Tuple
+from typing import Dict
 
 from builtin_interfaces.msg import Time
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -79,34 +78,3 @@ class Refusals:
         """Return e.g. 'refused=3 refused_bad_step=2 refused_data_too_short=1'."""
         return ' '.join([f'refused={self.total}'] + [
             f'refused_{reason}={count}' for reason, count in sorted(self.by_reason.items())])
-
-
-class NumberParameters:
-    """
-    Start-up float parameters that also take an integer, as users type it (max_rate_hz:=5).
-
-    rclpy refuses an INTEGER for a DOUBLE parameter, so these are declared with dynamic typing
-    and checked here instead: a wrong type or a value out of range is one clear ValueError.
-    """
-
-    def __init__(self, node: Node):
-        self._node = node
-        self._ranges: Dict[str, Tuple[float, float]] = {}
-
-    def declare(self, name: str, default: float, description: str, low: float,
-                high: float) -> None:
-        """Declare `name` (read-only, read at start-up) with its range in the description."""
-        self._ranges[name] = (low, high)
-        self._node.declare_parameter(name, float(default), ParameterDescriptor(
-            description=f'{description} [{low:g} .. {high:g}]', read_only=True,
-            dynamic_typing=True))
-
-    def value(self, name: str) -> float:
-        """Return the parameter as a float; raise ValueError when it is not a number in range."""
-        value = self._node.get_parameter(name).value
-        low, high = self._ranges[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not low <= value <= high:
-            raise ValueError(f'parameter {name}:={value!r} must be a number in [{low:g} .. '
-                             f'{high:g}]')
-        return float(value)

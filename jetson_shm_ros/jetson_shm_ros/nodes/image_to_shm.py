@@ -2,18 +2,17 @@
 
 from typing import Optional
 
-from jetson_shm_ros.core.backend import BACKENDS, MODES, select_backend
+from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import validate_shm_name
 from jetson_shm_ros.core.errors import NoFreeSlot, ShmRosError
 from jetson_shm_ros.core.image_layout import image_layout, image_view, ImageError, ImageLayout
-from jetson_shm_ros.core.pool import POLICIES
-from jetson_shm_ros.nodes.bridge_common import (
-    image_subscription_qos, NumberParameters, Refusals, stamp_to_ns)
-from jetson_shm_ros.nodes.ros_common import run_node, startup_parameter
-from jetson_shm_ros.ros.middleware import DEFAULT_TOPIC, describe_qos, rmw_name
+from jetson_shm_ros.core.role_options import IMAGE_TO_SHM_NODE_OPTIONS
+from jetson_shm_ros.nodes.bridge_common import image_subscription_qos, Refusals, stamp_to_ns
+from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.ros.middleware import describe_qos, rmw_name
+from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher
 import numpy as np
-from rcl_interfaces.msg import IntegerRange
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
@@ -28,59 +27,27 @@ class ImageToShmNode(Node):
         super().__init__('image_to_shm', **kwargs)
         self.finished = False
         self.exit_code = 0
-        self._numbers = NumberParameters(self)
-        self._declare_parameters()
-        param = self._param
-        # The segment waits for the first image; a bad value must not: check them now.
-        if param('policy') not in POLICIES:
-            raise ValueError(f'policy {param("policy")!r} is not one of {list(POLICIES)}')
-        select_backend(param('backend'), param('mode')).close()
-        if param('shm_name'):
-            validate_shm_name(param('shm_name'))
-        self._diagnostics_period_s = self._numbers.value('diagnostics_period_s')
+        self._options = options = declare_options(self, IMAGE_TO_SHM_NODE_OPTIONS)
+        # The segment waits for the first image; a bad value must not: check the rest now.
+        select_backend(options['backend'], options['mode']).close()
+        if options['shm_name']:
+            validate_shm_name(options['shm_name'])
         self._publisher: Optional[ShmPublisher] = None
         self._layout: Optional[ImageLayout] = None
         self.counts = {'images': 0, 'published': 0, 'no_free_slot': 0, 'segments': 0}
         self.refusals = Refusals(self, 'an image')
-        qos = image_subscription_qos(param('image_queue_depth'))
+        qos = image_subscription_qos(options['image_queue_depth'])
         self._subscription = self.create_subscription(
             Image, IMAGE_TOPIC, self._on_image, qos,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self.get_logger().info(
             f'rmw={rmw_name()} image topic={self._subscription.topic_name} '
             f'image qos="{describe_qos(qos)}" (sensor data: best effort matches every camera '
-            f'driver and never slows it) descriptor topic={param("topic")} '
-            f'segment={param("shm_name") or "from node and topic"} (made at the first image) '
-            f'backend={param("backend")} '
-            f'mode={param("mode")} policy={param("policy")} slots={param("slots")}')
-        self._status_timer = self.create_timer(self._numbers.value('status_period_s'),
-                                               self._on_status)
-
-    def _declare_parameters(self) -> None:
-        self.declare_parameter('topic', DEFAULT_TOPIC, startup_parameter(
-            'Descriptor topic (the Image input is the topic image_raw: remap it)'))
-        self.declare_parameter('shm_name', '', startup_parameter(
-            'POSIX shared-memory name; empty: derived from the node name'))
-        self.declare_parameter('slots', 4, startup_parameter(
-            'Slots in the segment = images in flight', integer_range=[
-                IntegerRange(from_value=1, to_value=1024, step=1)]))
-        self.declare_parameter('policy', 'latest', startup_parameter(
-            'latest: never wait for consumers (a camera cannot wait); reliable: reuse a slot '
-            f'only after every consumer released it. One of {list(POLICIES)}'))
-        self.declare_parameter('backend', 'auto', startup_parameter(f'One of {list(BACKENDS)}'))
-        self.declare_parameter('mode', 'zero_copy', startup_parameter(f'One of {list(MODES)}'))
-        self.declare_parameter('checksum', True, startup_parameter(
-            'Publish the payload checksum so consumers can verify every byte'))
-        self.declare_parameter('image_queue_depth', 5, startup_parameter(
-            'Depth of the Image subscription (keep last)', integer_range=[
-                IntegerRange(from_value=1, to_value=1000, step=1)]))
-        self._numbers.declare('diagnostics_period_s', 1.0,
-                              'Seconds between /diagnostics reports; 0 = off', 0.0, 3600.0)
-        self._numbers.declare('status_period_s', 5.0, 'Seconds between status log lines',
-                              0.001, 100000.0)
-
-    def _param(self, name: str):
-        return self.get_parameter(name).value
+            f'driver and never slows it) descriptor topic={options["topic"]} '
+            f'segment={options["shm_name"] or "from node and topic"} (made at the first image) '
+            f'backend={options["backend"]} mode={options["mode"]} policy={options["policy"]} '
+            f'slots={options["slots"]}')
+        self._status_timer = self.create_timer(options['status_period_s'], self._on_status)
 
     def _on_image(self, msg: Image) -> None:
         self.counts['images'] += 1
@@ -109,14 +76,14 @@ class ImageToShmNode(Node):
                 f'image changed from {self._layout.encoding} {list(self._layout.shape)} to '
                 f'{layout.encoding} {list(layout.shape)}: re-creating {self._publisher.shm_name}')
             self._close_publisher()
-        param = self._param
+        options = self._options
         try:
             self._publisher = ShmPublisher(
-                self, param('topic'), dtype=layout.dtype, shape=list(layout.shape),
-                encoding=layout.encoding, shm_name=param('shm_name'), slots=param('slots'),
-                policy=param('policy'), backend=param('backend'), mode=param('mode'),
-                checksum=param('checksum'),
-                diagnostics_period_s=self._diagnostics_period_s)
+                self, options['topic'], dtype=layout.dtype, shape=list(layout.shape),
+                encoding=layout.encoding, shm_name=options['shm_name'], slots=options['slots'],
+                policy=options['policy'], backend=options['backend'], mode=options['mode'],
+                checksum=options['checksum'],
+                diagnostics_period_s=options['diagnostics_period_s'])
         except ShmRosError as error:  # e.g. /dev/shm too small for this image: skip it
             self.refusals.refuse(error.reason, f'no segment for {layout.encoding} '
                                  f'{list(layout.shape)}: {error.detail}')

@@ -1,17 +1,27 @@
-"""What the package's nodes share: start-up parameter descriptors and main()."""
+"""What the package's nodes share: main(), and the node side of a core.roles role."""
 
 from typing import Callable
 
 from jetson_shm_ros.core.runner import run_guarded
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 
-def startup_parameter(description: str, **ranges) -> ParameterDescriptor:
-    """Describe a parameter that is read once at start-up (so it is read-only)."""
-    return ParameterDescriptor(description=description, read_only=True, **ranges)
+class RoleNode(Node):
+    """A node whose behaviour is a core.roles role (`self.role`), run by run_node()."""
+
+    role = None
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether the role is done; run_node() asks after every callback."""
+        return self.role is not None and self.role.poll()
+
+    @property
+    def exit_code(self) -> int:
+        """Return the role's exit status for the process."""
+        return self.role.exit_code if self.role is not None else 0
 
 
 def _spin(node: Node) -> int:

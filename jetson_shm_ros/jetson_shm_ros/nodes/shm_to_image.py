@@ -3,16 +3,14 @@
 import array
 import time
 
-from jetson_shm_ros.core.backend import BACKENDS
-from jetson_shm_ros.core.image_encodings import encoding_layout
 from jetson_shm_ros.core.image_layout import image_fields, ImageError
-from jetson_shm_ros.nodes.bridge_common import (
-    image_publisher_qos, ns_to_stamp, NumberParameters, Refusals)
-from jetson_shm_ros.nodes.ros_common import run_node, startup_parameter
-from jetson_shm_ros.ros.middleware import DEFAULT_TOPIC, describe_qos, rmw_name
+from jetson_shm_ros.core.role_options import SHM_TO_IMAGE_NODE_OPTIONS
+from jetson_shm_ros.nodes.bridge_common import image_publisher_qos, ns_to_stamp, Refusals
+from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.ros.middleware import describe_qos, rmw_name
+from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.subscription import ShmSubscription
 import numpy as np
-from rcl_interfaces.msg import IntegerRange
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
@@ -28,58 +26,29 @@ class ShmToImageNode(Node):
         self.finished = False
         self.exit_code = 0
         self._subscription = None
-        self._numbers = NumberParameters(self)
-        self._declare_parameters()
-        param = self.get_parameter
-        self._encoding = param('encoding').value
-        if self._encoding:
-            encoding_layout(self._encoding)  # an unknown name is a start-up error
-        rate = self._numbers.value('max_rate_hz')
+        options = declare_options(self, SHM_TO_IMAGE_NODE_OPTIONS)
+        self._encoding = options['encoding']
+        rate = options['max_rate_hz']
         self._period_s = 1.0 / rate if rate > 0 else 0.0
         self._next_allowed = 0.0
         self.counts = {'frames': 0, 'published': 0, 'skipped': 0}
         self.refusals = Refusals(self, 'a frame')
-        qos = image_publisher_qos(param('image_queue_depth').value)
+        qos = image_publisher_qos(options['image_queue_depth'])
         self._publisher = self.create_publisher(
             Image, IMAGE_TOPIC, qos,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._subscription = ShmSubscription(
-            self, param('topic').value, self._on_frame, backend=param('backend').value,
-            verify=param('verify').value, queue_depth=param('queue_depth').value,
-            diagnostics_period_s=self._numbers.value('diagnostics_period_s'))
+            self, options['topic'], self._on_frame, backend=options['backend'],
+            verify=options['verify'], queue_depth=options['queue_depth'],
+            diagnostics_period_s=options['diagnostics_period_s'])
         self.get_logger().info(
-            f'rmw={rmw_name()} descriptor topic={param("topic").value} '
+            f'rmw={rmw_name()} descriptor topic={options["topic"]} '
             f'image topic={self._publisher.topic_name} image qos="{describe_qos(qos)}" '
             f'(reliable matches rviz2, rqt and ros2 bag as well as best-effort readers; keep '
             f'last so a slow reader loses old images instead of slowing us) '
             f'max_rate_hz={rate or "unlimited"} encoding={self._encoding or "from descriptor"} '
-            f'backend={param("backend").value}')
-        self._status_timer = self.create_timer(self._numbers.value('status_period_s'),
-                                               self._on_status)
-
-    def _declare_parameters(self) -> None:
-        self.declare_parameter('topic', DEFAULT_TOPIC, startup_parameter(
-            'Descriptor topic (the Image output is the topic image: remap it)'))
-        self.declare_parameter('encoding', '', startup_parameter(
-            'Image encoding for frames whose descriptor has none (plain tensors), e.g. mono8; '
-            'empty: such frames are refused'))
-        self._numbers.declare('max_rate_hz', 30.0, 'Most images per second; frames beyond '
-                              'it are skipped (never queued). 0: every frame', 0.0, 100000.0)
-        self.declare_parameter('backend', 'auto', startup_parameter(
-            f'How frames are mapped; an Image is host memory, so GPU frames are copied to the '
-            f'host once. One of {list(BACKENDS)}'))
-        self.declare_parameter('verify', True, startup_parameter(
-            'Check each frame against its checksum; a torn or corrupt frame is never published'))
-        self.declare_parameter('queue_depth', 16, startup_parameter(
-            'Descriptor queue depth', integer_range=[
-                IntegerRange(from_value=1, to_value=1024, step=1)]))
-        self.declare_parameter('image_queue_depth', 2, startup_parameter(
-            'Depth of the Image publisher (keep last)', integer_range=[
-                IntegerRange(from_value=1, to_value=1000, step=1)]))
-        self._numbers.declare('diagnostics_period_s', 1.0,
-                              'Seconds between /diagnostics reports; 0 = off', 0.0, 3600.0)
-        self._numbers.declare('status_period_s', 5.0, 'Seconds between status log lines',
-                              0.001, 100000.0)
+            f'backend={options["backend"]}')
+        self._status_timer = self.create_timer(options['status_period_s'], self._on_status)
 
     def _on_frame(self, frame, info) -> None:
         self.counts['frames'] += 1

@@ -1,9 +1,9 @@
 """The middleware facts of the descriptor topic: its QoS, and the RMW that carries it."""
 
+import os
+
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
-
-DEFAULT_TOPIC = 'jetson_shm/descriptors'
 
 
 def descriptor_qos(depth: int) -> QoSProfile:
@@ -28,3 +28,31 @@ def describe_qos(qos: QoSProfile) -> str:
 def rmw_name() -> str:
     """Return the RMW implementation this process runs on."""
     return get_rmw_implementation_identifier()
+
+
+RMW_PACKAGES = {
+    'rmw_cyclonedds_cpp': 'ros-{distro}-rmw-cyclonedds-cpp',
+    'rmw_fastrtps_cpp': 'ros-{distro}-rmw-fastrtps-cpp',
+    'rmw_connextdds': 'ros-{distro}-rmw-connextdds',
+    'rmw_zenoh_cpp': 'ros-{distro}-rmw-zenoh-cpp',
+}
+
+
+def rmw_problem(rmw: str):
+    """
+    Tell why `rmw` cannot be used, in one sentence; None when it is installed.
+
+    :param rmw: an RMW implementation name, e.g. rmw_cyclonedds_cpp
+    """
+    from ament_index_python.packages import get_resource
+
+    try:
+        get_resource('rmw_typesupport', rmw)
+        return None
+    except LookupError:
+        pass
+    distro = os.environ.get('ROS_DISTRO', '<distro>')
+    apt = RMW_PACKAGES.get(rmw, 'ros-{distro}-' + rmw.replace('_', '-')).format(distro=distro)
+    return (f'The RMW implementation {rmw!r} chosen by rmw:={rmw} is not installed: install it '
+            f'with `sudo apt install {apt}` (then source /opt/ros/{distro}/setup.bash again), '
+            f'or choose an installed one such as rmw:=rmw_fastrtps_cpp.')

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 import time
 from typing import Optional, Sequence
 
-from jetson_shm_ros.core.array_copy import check_source, copy_array
+from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
 from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.frames import FrameProducer, SlotWrite
 from jetson_shm_ros.ros.conversion import to_msg
@@ -166,12 +166,21 @@ class ShmPublisher(Endpoint):
 
         :param array: NumPy, CuPy, DLPack or CUDA-array-interface data of the frame's dtype
             and shape
-        :raises DescriptorError: 'array_mismatch' when dtype or shape differ
+        :raises ArrayMismatch: when its dtype, shape or layout does not fit (checked before a
+            slot is taken)
         :raises NoFreeSlot: when no slot became free within `timeout_s`
         """
-        check_source(array, self._frames.dtype, self._frames.shape)
-        with self.loan(stamp_ns, frame_id, timeout_s) as frame:
-            copy_array(frame, array)
+        frames = self._frames
+        check_fits(host_view(array) if location(array) == HOST else device_view(array),
+                   frames.dtype, frames.shape)
+        write = self._begin(timeout_s)
+        try:
+            frames.backend.copy_into(frames.pool, write.offset, frames.nbytes, frames.dtype,
+                                     frames.shape, array)
+        except BaseException:
+            frames.abort(write)
+            raise
+        self._commit(write, stamp_ns, frame_id)
 
     def publish_test_pattern(self, stamp_ns: Optional[int] = None, frame_id: str = '',
                              timeout_s: float = 0.0) -> None:
