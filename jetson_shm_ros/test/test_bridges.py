@@ -181,7 +181,9 @@ def test_throttle_skips_frames_and_never_holds_the_producer_back(bridge):
     expected = THROTTLE_HZ * span_s
     published = to_image_counts['published']
     assert to_image_counts['skipped'] == to_image_counts['frames'] - published, to_image_counts
-    assert 0.5 * expected <= published <= expected + 2, (published, expected, to_image_counts)
+    # Upper bound: the rate holds, with three images of slack for delivery jitter (0.6 s at
+    # 5 Hz); lower bound: nor does the throttle starve the viewer.
+    assert 0.5 * expected <= published <= expected + 3, (published, expected, to_image_counts)
     assert to_image_counts['skipped'] > published, to_image_counts
     assert len(client.received) == published
     sent_ids = {msg.header.frame_id for msg in sent}
