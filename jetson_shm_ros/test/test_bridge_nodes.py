@@ -4,6 +4,7 @@ import os
 import random
 import sys
 
+from api_fixtures import spin_until
 from conftest import SHM_DIR
 from image_client import make_image
 from jetson_shm_ros.core.errors import ShmRosError
@@ -11,9 +12,11 @@ from jetson_shm_ros.nodes import shm_to_image
 from jetson_shm_ros.nodes.image_to_shm import ImageToShmNode
 from jetson_shm_ros.nodes.shm_to_image import ShmToImageNode
 from jetson_shm_ros.ros.frame_info import FrameInfo
+from jetson_shm_ros.ros.subscription import ShmSubscription
 import numpy as np
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
@@ -191,4 +194,42 @@ def test_throttle_publishes_five_of_a_hundred_frames_a_second(context, monkeypat
         node._on_frame(frame, _info(index=1001))
         assert [msg.header.frame_id for msg in published[-1:]] == ['cam/1000']
     finally:
+        _close(node)
+
+
+@pytest.mark.parametrize('backend_copy', [False, True], ids=['loan', 'backend_copy'])
+def test_both_write_paths_pack_padded_rows_and_swap_big_endian_bytes(
+        context, shm_name, backend_copy):
+    # GPU backends write through ShmPublisher.publish (the backend's copy); with no GPU here,
+    # that path is taken on the CPU backend by naming it otherwise.
+    node = _make(ImageToShmNode, context, shm_name=shm_name, diagnostics_period_s=0)
+    reader = rclpy.create_node('reader', context=context)
+    received = []
+    subscription = ShmSubscription(reader, 'jetson_shm/descriptors',
+                                   lambda frame, info: received.append((frame.copy(), info)),
+                                   diagnostics_period_s=0)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(reader)
+    try:
+        width, height, step = 5, 3, 5 * 2 + 6
+        values = (np.arange(width * height).reshape(height, width) * 257 + 1).astype('>u2')
+        padded = np.zeros((height, step), dtype=np.uint8)
+        padded[:, :width * 2] = values.view(np.uint8).reshape(height, width * 2)
+        image = make_image('mono16', height, width, step, padded.tobytes(), 'cam/be', 7,
+                           is_bigendian=1)
+        node._on_image(image)  # creates the segment
+        if backend_copy:
+            node._publisher.backend.name = 'any GPU backend'
+        assert spin_until(executor, lambda: subscription.counts['verified'] >= 1)
+        node._on_image(image)
+        assert spin_until(executor, lambda: len(received) >= 2), subscription.summary()
+        frame, info = received[-1]
+        assert info.encoding == 'mono16' and info.frame_id == 'cam/be' and info.stamp_ns == 7
+        assert frame.dtype.str == '<u2' and frame.tobytes() == values.astype('<u2').tobytes()
+        assert node.counts['published'] == 2
+    finally:
+        executor.shutdown()
+        subscription.close()
+        reader.destroy_node()
         _close(node)

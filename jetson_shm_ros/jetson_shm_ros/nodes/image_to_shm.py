@@ -60,10 +60,17 @@ class ImageToShmNode(Node):
         layout = image_layout(msg.encoding, msg.height, msg.width)
         if layout != self._layout and not self._open(layout):
             return
+        stamp_ns, frame_id = stamp_to_ns(msg.header.stamp), msg.header.frame_id
         try:
-            with self._publisher.loan(stamp_ns=stamp_to_ns(msg.header.stamp),
-                                      frame_id=msg.header.frame_id) as frame:
-                _copy_into(frame, view, layout.dtype)
+            if self._publisher.backend.name == 'cpu':
+                with self._publisher.loan(stamp_ns=stamp_ns, frame_id=frame_id) as frame:
+                    frame[...] = view  # the one copy also packs the rows and swaps the bytes
+            else:
+                # The backend's own copy (pinned: the CPU writes the mapping; cuda_ipc: one
+                # host-to-device copy) takes packed native data: packing copies only when the
+                # image is padded or big-endian.
+                self._publisher.publish(np.ascontiguousarray(view, dtype=layout.dtype),
+                                        stamp_ns=stamp_ns, frame_id=frame_id)
         except NoFreeSlot:
             self.counts['no_free_slot'] += 1
             return
@@ -114,14 +121,6 @@ class ImageToShmNode(Node):
             self.get_logger().info('summary: ' + self._counts())
         finally:
             self._close_publisher()
-
-
-def _copy_into(frame, view: np.ndarray, dtype: str) -> None:
-    """Copy an image view into a slot: packs padded rows and swaps big-endian data."""
-    if isinstance(frame, np.ndarray):
-        frame[...] = view  # one copy does both
-    else:  # a CuPy array in device or pinned memory: one host-to-device copy of packed data
-        frame.set(np.ascontiguousarray(view, dtype=dtype))
 
 
 def main(args=None):
