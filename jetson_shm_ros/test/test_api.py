@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from api_fixtures import new_context, spin_until
+from api_fixtures import spin_until
 from conftest import SHM_DIR
 from jetson_shm_ros import FrameInfo, ShmPublisher, ShmSubscription
 from jetson_shm_ros.core.errors import (
@@ -12,18 +12,10 @@ from jetson_shm_ros.core.errors import (
 from jetson_shm_ros.ros.conversion import to_msg
 import numpy as np
 import pytest
-import rclpy
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 TOPIC = 'frames'
-
-
-@pytest.fixture
-def context():
-    ctx = new_context()
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture

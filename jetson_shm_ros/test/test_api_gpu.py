@@ -8,7 +8,7 @@ compared with what was sent, element for element.
 
 import os
 
-from api_fixtures import new_context, spin_until
+from api_fixtures import spin_until
 from conftest import SHM_DIR
 from jetson_shm_ros import ShmPublisher, ShmSubscription
 from jetson_shm_ros.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
@@ -16,7 +16,6 @@ from jetson_shm_ros.nodes.image_filter import ImageFilterNode
 from node_processes import isolated_env, NodeProcess, summary
 import numpy as np
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -36,13 +35,6 @@ cupy, REASON = _probe()
 pytestmark = pytest.mark.skipif(cupy is None, reason=f'needs CuPy and a CUDA GPU ({REASON})')
 BACKENDS = [('pinned', 'zero_copy'), ('pinned', 'copy'), ('cuda_ipc', 'zero_copy'),
             ('cuda_ipc', 'copy')]
-
-
-@pytest.fixture
-def context():
-    ctx = new_context()
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture

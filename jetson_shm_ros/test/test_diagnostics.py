@@ -2,24 +2,15 @@
 
 import os
 
-from api_fixtures import new_context, spin_until
+from api_fixtures import spin_until
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from jetson_shm_ros import ShmPublisher, ShmSubscription
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 import numpy as np
-import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 PERIOD_S = 0.2
-
-
-@pytest.fixture
-def context():
-    ctx = new_context()
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 class Monitor:

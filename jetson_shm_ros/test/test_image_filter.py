@@ -2,7 +2,7 @@
 
 import os
 
-from api_fixtures import new_context, spin_until
+from api_fixtures import spin_until
 from conftest import SHM_DIR
 from jetson_shm_ros.core.preprocess import (
     chw_shape, coefficients, IMAGENET_MEAN, IMAGENET_STD, normalize_to_chw)
@@ -12,7 +12,6 @@ from jetson_shm_ros.ros.subscription import ShmSubscription
 from node_processes import isolated_env, NodeProcess, summary
 import numpy as np
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -46,13 +45,6 @@ def test_bad_coefficients_are_refused():
     for mean, std in [((0.5, 0.5), (0.2, 0.2, 0.2)), ((0.5,) * 3, (0.2, 0.0, 0.2))]:
         with pytest.raises(ValueError):
             coefficients(mean, std)
-
-
-@pytest.fixture
-def context():
-    ctx = new_context()
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.mark.parametrize('encoding', ['rgb8', 'bgr8'])
