@@ -1,7 +1,6 @@
 """The bridge nodes in one process: parameters, segment re-creation, refusals (no DDS traffic)."""
 
 import os
-import random
 import sys
 
 from api_fixtures import spin_until
@@ -19,15 +18,6 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
-
-
-@pytest.fixture
-def context():
-    """Give each test its own rclpy context and ROS domain."""
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def _make(node_class, context, **params):
