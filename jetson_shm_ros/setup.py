@@ -96,6 +96,8 @@ setup(
         'console_scripts': [
             'producer = jetson_shm_ros.nodes.producer:main',
             'consumer = jetson_shm_ros.nodes.consumer:main',
+            'image_to_shm = jetson_shm_ros.nodes.image_to_shm:main',
+            'shm_to_image = jetson_shm_ros.nodes.shm_to_image:main',
             'image_filter = jetson_shm_ros.nodes.image_filter:main',
         ],
     },

@@ -24,5 +24,8 @@ step "GPU tests: ${TESTS[*]}"
 step "nodes across processes (gpu_ros_path.sh)"
 SKIP_SETUP=1 FRAMES="${FRAMES:-100}" "$ROOT/scripts/gpu_ros_path.sh" 2>&1 \
   | tee "$LOG_DIR/gpu_ros_path.log" | grep -E '==|consumer summary|exit codes|FAILED|OK' || status=1
+step "image bridges with pinned and cuda_ipc (gpu_bridges.sh)"
+SKIP_SETUP=1 "$ROOT/scripts/gpu_bridges.sh" 2>&1 | tee "$LOG_DIR/gpu_bridges.log" \
+  | grep -E '==|start:|summary|camera:|saw|exit codes|FAILED|OK' || status=1
 if [ "$status" -eq 0 ]; then echo "gpu_full_check: OK"; else echo "gpu_full_check: FAILED"; fi
 exit "$status"

@@ -49,7 +49,7 @@ def _sleep_forever():
 
 
 def run_producer(shm_name: str, policy: str) -> None:
-    from jetson_shm_ros.core.frames import FrameProducer
+    from jetson_shm_ros.core.frame_producer import FrameProducer
     producer = FrameProducer(shm_name, 2, 'uint32', FRAME, policy=policy,
                              release_timeout_s=3600.0)
     _say(json.dumps({'ready': producer.pool.incarnation}))
@@ -68,7 +68,7 @@ def run_producer(shm_name: str, policy: str) -> None:
 
 
 def run_consumer() -> None:
-    from jetson_shm_ros.core.frames import FrameConsumer
+    from jetson_shm_ros.core.frame_consumer import FrameConsumer
 
     def hold(frame, desc):
         _say(json.dumps({'holding': desc.slot}))

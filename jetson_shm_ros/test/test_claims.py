@@ -7,7 +7,8 @@ import threading
 
 from jetson_shm_ros.core.attachment import AttachedSegment
 from jetson_shm_ros.core.errors import SegmentError
-from jetson_shm_ros.core.frames import DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_consumer import DROPPED, FrameConsumer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.segment import LAYOUT_VERSION, WRITER_BIT
 from jetson_shm_ros.core.slot_pool import SlotPool
 import numpy as np

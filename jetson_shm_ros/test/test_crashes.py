@@ -17,7 +17,8 @@ import time
 
 from conftest import SHM_DIR
 import crash_peers
-from jetson_shm_ros.core.frames import DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_consumer import DROPPED, FrameConsumer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from node_processes import isolated_env, NodeProcess, summary
 import pytest
 

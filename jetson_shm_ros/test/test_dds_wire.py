@@ -15,7 +15,7 @@ from cyclonedds.qos import Policy, Qos
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
-from jetson_shm_ros.core.frames import FrameConsumer
+from jetson_shm_ros.core.frame_consumer import FrameConsumer
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import create_participant
 from jetson_shm_ros.dds.peers import from_sample

@@ -6,8 +6,9 @@ import os
 
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_CUDA_IPC
 from jetson_shm_ros.core.errors import SegmentError
-from jetson_shm_ros.core.frames import (
-    DROPPED, FrameConsumer, FrameProducer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
+from jetson_shm_ros.core.frame_consumer import (
+    DROPPED, FrameConsumer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.payload import expected_pattern_checksum
 from jetson_shm_ros.core.segment import SHM_DIR
 from jetson_shm_ros.core.slot_pool import SlotPool

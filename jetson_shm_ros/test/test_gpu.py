@@ -22,8 +22,8 @@ from jetson_shm_ros.core.backend import CpuBackend, select_backend
 from jetson_shm_ros.core.backend_protocol import Backend
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import ArrayMismatch, BackendUnavailable
-from jetson_shm_ros.core.frames import (
-    DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
+from jetson_shm_ros.core.frame_consumer import DROPPED, FrameConsumer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.payload import (
     checksum_words, expected_pattern_checksum, fill_pattern, pattern_words)
 from jetson_shm_ros.core.segment import SHM_DIR
@@ -680,7 +680,8 @@ import sys
 sys.modules['cupy'] = None  # import cupy now raises ImportError, installed or not
 import importlib, pkgutil
 from jetson_shm_ros.core.backend import CpuBackend, select_backend
-from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
+from jetson_shm_ros.core.frame_consumer import FrameConsumer
+from jetson_shm_ros.core.frame_producer import FrameProducer
 assert isinstance(select_backend('auto'), CpuBackend)
 assert 'jetson_shm_ros.core.cuda.tool_kernels' not in sys.modules, 'library loaded tool kernels'
 import jetson_shm_ros.core

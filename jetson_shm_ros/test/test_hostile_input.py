@@ -20,8 +20,9 @@ from hypothesis import given, HealthCheck, Phase, settings, strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import CUDA_IPC_HANDLE_BYTES
-from jetson_shm_ros.core.frames import (
-    DROPPED, FrameConsumer, FrameProducer, INVALID, UNVERIFIED, VERIFIED)
+from jetson_shm_ros.core.frame_consumer import (
+    DROPPED, FrameConsumer, INVALID, UNVERIFIED, VERIFIED)
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.image_encodings import supported_encodings
 from jetson_shm_ros.core.payload import ALLOWED_DTYPES, checksum_words
 from jetson_shm_ros.core.segment import HEADER_BYTES, SHM_DIR

@@ -13,7 +13,8 @@ import uuid
 
 from jetson_shm_ros.core.descriptor import Descriptor
 from jetson_shm_ros.core.errors import SegmentError
-from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_consumer import FrameConsumer, INVALID, VERIFIED
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.segment import HEADER_DTYPE, SHM_DIR
 from jetson_shm_ros.core.slot_pool import SlotPool
 import numpy as np

@@ -8,7 +8,8 @@ nothing waits.
 
 from dataclasses import replace
 
-from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
+from jetson_shm_ros.core.frame_consumer import FrameConsumer
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.options import parse_options
 from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole

@@ -1,5 +1,5 @@
 """
-The options of each role: producer, consumer, image_filter (see core.options for the type).
+The options of each role: producer, consumer, image_filter, the image bridges (see core.options).
 
 Options that several roles share are written once here and reused, with their own
 description where the meaning shifts (e.g. `frames` to send vs to handle).
@@ -132,4 +132,39 @@ IMAGE_FILTER_NODE_OPTIONS: Tuple[Option, ...] = (
     BACKEND,
     MODE,
     replace(QUEUE_DEPTH, description='Input descriptor queue depth'),
+) + ROS_NODE_OPTIONS
+
+# The image bridges (rclpy nodes only): sensor_msgs/Image in (image_to_shm) and out
+# (shm_to_image). Their Image topics are fixed names to remap: image_raw and image.
+IMAGE_TO_SHM_NODE_OPTIONS: Tuple[Option, ...] = (
+    replace(TOPIC, description='Descriptor topic (the Image input is the topic image_raw: '
+            'remap it)'),
+    replace(SHM_NAME, description='Segment name; made at the first image and re-made when the '
+            'size or encoding changes; empty: derived from the node name and topic'),
+    replace(SLOTS, description='Slots in the segment = images in flight'),
+    replace(POLICY, description='latest: never wait for consumers (a camera cannot); reliable: '
+            'reuse a slot only after every consumer released it, else skip the image (counted)'),
+    BACKEND,
+    MODE,
+    Option('checksum', bool, True,
+           'Publish the payload checksum so consumers can verify every byte'),
+    Option('image_queue_depth', int, 5, 'Depth of the Image subscription (keep last)',
+           minimum=1, maximum=1000),
+    STATUS_PERIOD_S,
+) + ROS_NODE_OPTIONS
+
+SHM_TO_IMAGE_NODE_OPTIONS: Tuple[Option, ...] = (
+    replace(TOPIC, description='Descriptor topic (the Image output is the topic image: remap it)'),
+    Option('encoding', str, '', 'Image encoding for frames whose descriptor has none (plain '
+           'tensors), e.g. mono8; empty: such frames are refused', check=_check_encoding),
+    Option('max_rate_hz', float, 30.0, 'Most images per second; frames beyond it are skipped, '
+           'never queued; 0 = every frame', minimum=0.0, maximum=100000.0),
+    replace(BACKEND, description='Where frames are mapped; an Image is host memory, so frames '
+            'on the GPU are copied to the host once'),
+    Option('verify', bool, True,
+           'Check each frame against its checksum; a torn or corrupt frame is never published'),
+    replace(QUEUE_DEPTH, description='Descriptor queue depth'),
+    Option('image_queue_depth', int, 2, 'Depth of the Image publisher (keep last)',
+           minimum=1, maximum=1000),
+    STATUS_PERIOD_S,
 ) + ROS_NODE_OPTIONS

@@ -1,9 +1,9 @@
 """
 Producer and consumer peers over Cyclone DDS: adapters of core.roles, like the rclpy nodes.
 
-Same per-frame protocol (core.frames), same options (core.options), same behaviour
-(core.roles), same topic, type and QoS as the nodes: a peer here and a node there exchange
-descriptors as if both were ROS 2 nodes.
+Same per-frame protocol (core.frame_producer, core.frame_consumer), same options
+(core.options), same behaviour (core.roles), same topic, type and QoS as the nodes: a peer here
+and a node there exchange descriptors as if both were ROS 2 nodes.
 """
 
 import logging
@@ -18,7 +18,8 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
-from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
+from jetson_shm_ros.core.frame_consumer import FrameConsumer
+from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.options import parse_options
 from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole

@@ -37,6 +37,7 @@ class Endpoint:
         return self._diagnostics.status() if self._diagnostics else None
 
     def _close_endpoint(self) -> None:
+        _forget_with_node(self._node, self)
         if self._diagnostics is not None:
             self._diagnostics.close()
         unroute_core_logs(self._log_handler)
@@ -52,11 +53,28 @@ class Endpoint:
 
 
 def _close_with_node(node: Node, endpoint: Endpoint) -> None:
-    """Make node.destroy_node() close `endpoint` first (segments are unlinked with the node)."""
-    destroy_node = node.destroy_node
+    """
+    Make node.destroy_node() close `endpoint` first (segments are unlinked with the node).
 
-    def close_then_destroy(*args, **kwargs):
-        endpoint.close()
-        return destroy_node(*args, **kwargs)
+    destroy_node is wrapped once per node, and closed endpoints leave the node's list: a node
+    that re-creates its publisher many times (image_to_shm on each new image size) neither
+    grows a chain of wrappers nor keeps closed endpoints alive.
+    """
+    endpoints = node.__dict__.get('_jsr_open_endpoints')
+    if endpoints is None:
+        endpoints = node.__dict__['_jsr_open_endpoints'] = []
+        destroy_node = node.destroy_node
 
-    node.destroy_node = close_then_destroy
+        def close_then_destroy(*args, **kwargs):
+            for each in reversed(list(endpoints)):  # the newest first, as before
+                each.close()
+            return destroy_node(*args, **kwargs)
+
+        node.destroy_node = close_then_destroy
+    endpoints.append(endpoint)
+
+
+def _forget_with_node(node: Node, endpoint: Endpoint) -> None:
+    endpoints = node.__dict__.get('_jsr_open_endpoints', [])
+    if endpoint in endpoints:
+        endpoints.remove(endpoint)

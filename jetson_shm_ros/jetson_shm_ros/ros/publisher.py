@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
 from jetson_shm_ros.core.errors import NoFreeSlot
-from jetson_shm_ros.core.frames import FrameProducer, SlotWrite
+from jetson_shm_ros.core.frame_producer import FrameProducer, SlotWrite
 from jetson_shm_ros.ros.conversion import to_msg
 from jetson_shm_ros.ros.diagnostics import LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint

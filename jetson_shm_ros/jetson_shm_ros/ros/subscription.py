@@ -5,7 +5,7 @@ import threading
 from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor
-from jetson_shm_ros.core.frames import FrameConsumer, INVALID, UNVERIFIED, VERIFIED
+from jetson_shm_ros.core.frame_consumer import FrameConsumer, INVALID, UNVERIFIED, VERIFIED
 from jetson_shm_ros.ros.conversion import from_msg
 from jetson_shm_ros.ros.diagnostics import ERROR, LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint

@@ -1,0 +1,80 @@
+"""What the two image bridges share: the Image QoS, stamps, and counted, rate-limited refusals."""
+
+from collections import Counter
+import time
+from typing import Dict
+
+from builtin_interfaces.msg import Time
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+NS_PER_S = 10**9
+# A hostile sender may send thousands of bad images: each reason is logged at once the first
+# time, then at most once per this many seconds (the counters still count every one).
+REFUSAL_LOG_PERIOD_S = 1.0
+
+
+def image_subscription_qos(depth: int) -> QoSProfile:
+    """
+    Build the QoS of image_to_shm's Image subscription: sensor data QoS.
+
+    Best effort matches every camera driver, reliable or best effort, and never makes the
+    driver resend or wait for us; keep-last with a small depth keeps only the newest images
+    when we fall behind, which is what a live camera stream wants.
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def image_publisher_qos(depth: int) -> QoSProfile:
+    """
+    Build the QoS of shm_to_image's Image publisher.
+
+    Reliable so that every kind of subscriber matches (rviz2 and `ros2 bag record` ask for
+    reliable by default, and a reliable writer also serves best-effort readers); keep-last with
+    a small depth so a slow or remote reader loses old images instead of slowing us down.
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """Return a header stamp in nanoseconds."""
+    return stamp.sec * NS_PER_S + stamp.nanosec
+
+
+def ns_to_stamp(stamp_ns: int) -> Time:
+    """Return nanoseconds as a header stamp."""
+    sec, nanosec = divmod(int(stamp_ns), NS_PER_S)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+class Refusals:
+    """Counts refused inputs by reason and logs each reason at a bounded rate."""
+
+    def __init__(self, node: Node, what: str):
+        self._logger = node.get_logger()
+        self._what = what
+        self.by_reason: Dict[str, int] = Counter()
+        self._last_logged: Dict[str, float] = {}
+
+    @property
+    def total(self) -> int:
+        """Return how many inputs were refused, all reasons together."""
+        return sum(self.by_reason.values())
+
+    def refuse(self, reason: str, detail: str) -> None:
+        """Count one refused input; log it unless this reason was logged just now."""
+        self.by_reason[reason] += 1
+        now = time.monotonic()
+        if now - self._last_logged.get(reason, -REFUSAL_LOG_PERIOD_S) >= REFUSAL_LOG_PERIOD_S:
+            self._last_logged[reason] = now
+            self._logger.warning(f'refused {self._what} ({reason}): {detail} '
+                                 f'[{self.by_reason[reason]} refused for this reason so far]')
+
+    def counts(self) -> str:
+        """Return e.g. 'refused=3 refused_bad_step=2 refused_data_too_short=1'."""
+        return ' '.join([f'refused={self.total}'] + [
+            f'refused_{reason}={count}' for reason, count in sorted(self.by_reason.items())])
