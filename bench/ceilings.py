@@ -52,8 +52,8 @@ def gpu_GBps(sizes: list, reps: int = 7, batch: int = 3) -> dict:
     """{size: {'h2d', 'kernel_read', 'device_read'}} in GB/s from scripts/gpu_bench.py."""
     sys.path.insert(0, os.path.join(ROOT, 'scripts'))
     import gpu_bench
-    from jetson_shm_ros.core import gpu
-    backend = gpu.make_backend('pinned', 'zero_copy')
+    from jetson_shm_ros.core import gpu_backend
+    backend = gpu_backend.make_backend('pinned', 'zero_copy')
     try:
         result = {}
         for size in sizes:

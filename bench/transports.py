@@ -41,8 +41,8 @@ class GpuChecksum:
     """The library's checksum kernel over device arrays (what a GPU consumer of ros_msg runs)."""
 
     def __init__(self):
-        from jetson_shm_ros.core import gpu
-        self._backend = gpu.make_backend('cuda_ipc', 'zero_copy')
+        from jetson_shm_ros.core import gpu_backend
+        self._backend = gpu_backend.make_backend('cuda_ipc', 'zero_copy')
         self._scratch = self._backend.kernels.make_scratch()
 
     def __call__(self, device_array) -> int:
