@@ -7,18 +7,18 @@ everywhere; GPU backends live in jetson_shm_ros.core.gpu and are imported only o
 so CuPy stays optional.
 """
 
-import logging
 from typing import Optional, Sequence, Tuple
 
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import BackendUnavailable, SegmentError
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.payload import checksum_words, fill_pattern, pattern_words
 import numpy as np
 
 BACKENDS = ('auto', 'cpu', 'pinned', 'cuda_ipc')
 MODES = ('zero_copy', 'copy')
 
-_log = logging.getLogger('jetson_shm_ros.backend')
+_log = get_logger('jetson_shm_ros.backend')
 
 
 class CpuBackend:

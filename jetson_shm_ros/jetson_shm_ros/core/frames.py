@@ -6,16 +6,16 @@ protocol (sequence lock, validation, release, counters) exists exactly once.
 """
 
 from collections import Counter
-import logging
 from typing import Callable, Dict, Optional, Sequence
 
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.payload import normalize_dtype, payload_nbytes
 from jetson_shm_ros.core.pool import AttachedSegment, SlotPool
 
-_log = logging.getLogger('jetson_shm_ros.stream')
+_log = get_logger('jetson_shm_ros.stream')
 
 # Segments a consumer keeps mapped at once (one per producer it listens to).
 MAX_MAPPED_SEGMENTS = 8

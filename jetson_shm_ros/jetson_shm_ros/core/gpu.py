@@ -31,7 +31,6 @@ This module imports nothing from CuPy or cuda-python until a backend is asked fo
 harmless on machines without a GPU.
 """
 
-import logging
 import os
 import time
 from typing import Dict, Optional, Sequence, Tuple
@@ -40,6 +39,7 @@ import weakref
 from jetson_shm_ros.core.backend import MODES
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import BackendUnavailable, GpuError, SegmentError
+from jetson_shm_ros.core.logs import get_logger
 import numpy as np
 
 GPU_BACKENDS = ('pinned', 'cuda_ipc')
@@ -59,7 +59,7 @@ ATTR_COMPUTE_CAPABILITY_MAJOR = 75
 ATTR_COMPUTE_CAPABILITY_MINOR = 76
 ATTR_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM = 91
 
-_log = logging.getLogger('jetson_shm_ros.gpu')
+_log = get_logger('jetson_shm_ros.gpu')
 
 # What this process holds right now (tests check that it does not grow with frames).
 _live = {'host_registrations': 0, 'registered_bytes': 0, 'device_allocations': 0,

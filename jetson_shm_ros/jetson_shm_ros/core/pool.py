@@ -20,7 +20,6 @@ tracker unlinks segments that other processes still use.
 
 import atexit
 import fcntl
-import logging
 import mmap
 import os
 import secrets
@@ -32,6 +31,7 @@ import weakref
 from jetson_shm_ros.core.descriptor import (
     MEMORY_CUDA_IPC, MEMORY_HOST_SHM, MEMORY_KIND_NAMES, validate_shm_name)
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError
+from jetson_shm_ros.core.logs import get_logger
 import numpy as np
 
 SHM_DIR = '/dev/shm'
@@ -58,7 +58,7 @@ _HEADER = np.dtype([
     ('segment_bytes', '<u8'),
 ])
 
-_log = logging.getLogger('jetson_shm_ros.pool')
+_log = get_logger('jetson_shm_ros.pool')
 
 
 def _round_up(value: int, multiple: int) -> int:

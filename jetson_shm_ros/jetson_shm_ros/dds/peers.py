@@ -6,7 +6,6 @@ a node there exchange descriptors as if both were ROS 2 nodes.
 """
 
 from dataclasses import dataclass
-import logging
 import time
 from typing import Optional, Sequence
 
@@ -19,6 +18,7 @@ from cyclonedds.util import duration
 from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
 from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import (
     create_participant, describe_qos, descriptor_qos, resolve_topic)
@@ -104,7 +104,7 @@ class DdsProducer:
     def __init__(self, options: ProducerOptions):
         """Create the segment and the writer, and log the start-up line."""
         self.options = options
-        self.log = logging.getLogger(self.name)
+        self.log = get_logger(self.name)
         self.finished = False
         self.stream: Optional[FrameProducer] = None
         shm_name = options.shm_name or \
@@ -188,7 +188,7 @@ class DdsConsumer:
     def __init__(self, options: ConsumerOptions):
         """Subscribe and log the start-up line."""
         self.options = options
-        self.log = logging.getLogger(self.name)
+        self.log = get_logger(self.name)
         self.stream: Optional[FrameConsumer] = None
         self.exit_code = 0
         backend = select_backend(options.backend, options.mode)

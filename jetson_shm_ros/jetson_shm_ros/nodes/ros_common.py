@@ -4,6 +4,7 @@ import logging
 from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
+from jetson_shm_ros.core.logs import get_logger, PACKAGE_LOGGER
 from jetson_shm_ros.core.runner import run_guarded
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rcl_interfaces.msg import ParameterDescriptor
@@ -80,18 +81,23 @@ class RosLogHandler(logging.Handler):
 
 
 def route_core_logs(node: Node) -> RosLogHandler:
-    """Send jetson_shm_ros.* log records to `node`'s logger; return the handler to remove."""
+    """
+    Send jetson_shm_ros.* log records to `node`'s logger; return the handler to remove.
+
+    The core's loggers come from core.logs.get_logger(), so they reach the package logger even
+    where `launch` installed its non-propagating logger class before they were created.
+    """
     handler = RosLogHandler(node)
-    core_logger = logging.getLogger('jetson_shm_ros')
-    core_logger.addHandler(handler)
-    core_logger.setLevel(logging.DEBUG)
-    core_logger.propagate = False
+    package_logger = get_logger(PACKAGE_LOGGER)
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.DEBUG)
+    package_logger.propagate = False  # the node's logger prints them; not the root logger too
     return handler
 
 
 def unroute_core_logs(handler: RosLogHandler) -> None:
-    """Undo route_core_logs()."""
-    logging.getLogger('jetson_shm_ros').removeHandler(handler)
+    """Undo route_core_logs() (another node of this process may still route its logs)."""
+    logging.getLogger(PACKAGE_LOGGER).removeHandler(handler)
 
 
 def _spin(node: Node) -> int:
