@@ -99,13 +99,13 @@ class TestDemoAfterShutdown(unittest.TestCase):
     def test_each_node_ran_on_the_rmw_asked_for(self, proc_output):
         text = _text(proc_output)
         for node in ('producer', 'consumer'):
-            reported = re.findall(r'\[' + node + r'\]: rmw=(\S+)', text)
+            reported = re.findall(r'\[(?:\S+\.)?' + node + r'\]: rmw=(\S+)', text)  # ns.node
             self.assertEqual(reported, [RMW], f'{node} with rmw:={RMW}:\n{text}')
         print(f'test_launch_demo: both nodes ran on {RMW}')
 
     def test_consumer_verified_every_frame(self, proc_output):
         text = _text(proc_output)
-        lines = re.findall(r'\[consumer\]: summary: (.*)', text)
+        lines = re.findall(r'\[(?:\S+\.)?consumer\]: summary: (.*)', text)
         self.assertEqual(len(lines), 1, text)
         counts = {key: int(value) for key, value in re.findall(r'(\w+)=(\d+)', lines[0])}
         self.assertEqual(counts.get('verified'), FRAMES, lines[0])
