@@ -99,7 +99,8 @@ class TestDemoAfterShutdown(unittest.TestCase):
     def test_each_node_ran_on_the_rmw_asked_for(self, proc_output):
         text = _text(proc_output)
         for node in ('producer', 'consumer'):
-            reported = re.findall(r'\[(?:\S+\.)?' + node + r'\]: rmw=(\S+)', text)  # ns.node
+            # '[<ns>.producer]: ... rmw=<name> ...' (the node's start-up line, whatever its words)
+            reported = re.findall(r'\[(?:\S+\.)?' + node + r'\]: [^\n]*?\brmw=(\S+)', text)
             self.assertEqual(reported, [RMW], f'{node} with rmw:={RMW}:\n{text}')
         print(f'test_launch_demo: both nodes ran on {RMW}')
 
