@@ -62,6 +62,7 @@ setup(
         'console_scripts': [
             'producer = jetson_shm_ros.nodes.producer:main',
             'consumer = jetson_shm_ros.nodes.consumer:main',
+            'image_filter = jetson_shm_ros.nodes.image_filter:main',
         ],
     },
 )

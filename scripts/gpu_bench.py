@@ -31,7 +31,9 @@ try:
     import cupy
 except ImportError as error:
     raise SystemExit(f'gpu_bench: needs CuPy and a CUDA GPU ({error})')
-from jetson_shm_ros.core import gpu  # noqa: E402
+from jetson_shm_ros.core import gpu_backend  # noqa: E402
+from jetson_shm_ros.core.cuda import tool_kernels  # noqa: E402
+from jetson_shm_ros.core.cuda.runtime import MEMCPY_DEFAULT  # noqa: E402
 from jetson_shm_ros.core.payload import checksum_words, expected_pattern_checksum  # noqa: E402
 from jetson_shm_ros.core.pool import SlotPool  # noqa: E402
 import numpy as np  # noqa: E402
@@ -39,10 +41,10 @@ import numpy as np  # noqa: E402
 MIB = 1 << 20
 
 
-def gpu_seconds(kernels, stream, launch, batch: int) -> float:
+def gpu_seconds(tools, stream, launch, batch: int) -> float:
     """Return the GPU seconds of one launch() on `stream`: a queued batch timed by events."""
     start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    kernels.spin_async(1e-3, stream)  # the GPU waits here while the batch is queued
+    tools.spin_async(1e-3, stream)  # the GPU waits here while the batch is queued
     start.record(stream)
     for _ in range(batch):
         launch()
@@ -51,13 +53,17 @@ def gpu_seconds(kernels, stream, launch, batch: int) -> float:
     return cupy.cuda.get_elapsed_time(start, end) / 1e3 / batch
 
 
-def interleaved(kernels, stream, operations: dict, reps: int, batch: int,
+def interleaved(tools, stream, operations: dict, reps: int, batch: int,
                 warmup: int = 2) -> dict:
-    """Time every operation once per round, round after round; return seconds per round."""
+    """
+    Time every operation once per round, round after round; return seconds per round.
+
+    :param tools: a core.cuda.tool_kernels.ToolKernels (its spin kernel holds the stream)
+    """
     samples = {key: [] for key in operations}
     for index in range(warmup + reps):
         for key, launch in operations.items():
-            seconds = gpu_seconds(kernels, stream, launch, batch)
+            seconds = gpu_seconds(tools, stream, launch, batch)
             if index >= warmup:
                 samples[key].append(seconds)
     return samples
@@ -71,6 +77,7 @@ def median_ratio(faster: list, slower: list) -> float:
 def bench_size(backend, nbytes: int, reps: int, batch: int) -> dict:
     """Measure one size; return GB/s per operation (after checking every result)."""
     kernels, stream = backend.kernels, backend.stream
+    tools = tool_kernels.for_backend(backend)
     runtime = cupy.cuda.runtime
     pool = SlotPool.create(f'/jsr_bench_{os.getpid()}_{nbytes}', 1, nbytes)
     try:
@@ -84,7 +91,7 @@ def bench_size(backend, nbytes: int, reps: int, batch: int) -> dict:
             kernels.checksum_async(address, nbytes, scratch, stream)
 
         def h2d():
-            runtime.memcpyAsync(device.data.ptr, slot, nbytes, gpu.MEMCPY_DEFAULT, stream.ptr)
+            runtime.memcpyAsync(device.data.ptr, slot, nbytes, MEMCPY_DEFAULT, stream.ptr)
 
         # Correctness first: fill the slot, check it on the CPU, the kernel and the copy.
         frame = 7
@@ -101,10 +108,10 @@ def bench_size(backend, nbytes: int, reps: int, batch: int) -> dict:
         if int(scratch[:1].get(stream)[0]) != want:
             raise SystemExit(f'{nbytes} B: checksum of the H2D copy disagrees with the CPU')
 
-        samples = interleaved(kernels, stream, {
+        samples = interleaved(tools, stream, {
             'h2d': h2d,
             'checksum': lambda: checksum(slot),
-            'copy_kernel': lambda: kernels.copy_async(slot, device.data.ptr, nbytes, stream),
+            'copy_kernel': lambda: tools.copy_async(slot, device.data.ptr, nbytes, stream),
             'fill': lambda: kernels.fill_async(slot, nbytes, frame, stream),
             'dev_checksum': lambda: checksum(device.data.ptr),
         }, reps, batch)
@@ -148,7 +155,7 @@ def main() -> int:
     parser.add_argument('--min-ratio', type=float, default=0.90)
     args = parser.parse_args()
 
-    backend = gpu.make_backend('pinned', 'zero_copy')
+    backend = gpu_backend.make_backend('pinned', 'zero_copy')
     try:
         print(f'GPU: {backend.device}; slot pointer: {backend.pointer_source}; '
               f'CuPy {cupy.__version__}; CUDA events, median of {args.reps} x {args.batch} queued '

@@ -27,8 +27,8 @@ try:
     import numpy
     print(f'cupy {cupy.__version__}, numpy {numpy.__version__}, CUDA runtime '
           f'{cupy.cuda.runtime.runtimeGetVersion()}, driver {cupy.cuda.runtime.driverGetVersion()}')
-    from jetson_shm_ros.core import gpu
-    backend = gpu.make_backend('auto')
+    from jetson_shm_ros.core import gpu_backend
+    backend = gpu_backend.make_backend('auto')
     print(f'GPU: {backend.device}; auto backend: {backend.name}; '
           f'registered-memory pointer: {backend.pointer_source}')
     backend.close()

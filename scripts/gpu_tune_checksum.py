@@ -2,11 +2,11 @@
 """
 Try checksum-kernel variants on a pinned slot and rank them against the H2D copy.
 
-Variants: the load's cache hint (LOAD_HINT in cuda_kernels), 16-byte loads in flight per
-thread (UNROLL) and the launch shape (threads per block, blocks per SM). Each variant's
-result is checked against the CPU first; times are CUDA-event medians of queued batches,
-alternating with the H2D copy round by round (see gpu_bench.py). Used once to choose
-cuda_kernels.DEFINES / THREADS / BLOCKS_PER_SM; a development tool, not a test.
+Variants: the load's cache hint (LOAD_HINT in core/cuda/kernels.py), 16-byte loads in
+flight per thread (UNROLL) and the launch shape (threads per block, blocks per SM). Each
+variant's result is checked against the CPU first; times are CUDA-event medians of queued
+batches, alternating with the H2D copy round by round (see gpu_bench.py). Used once to
+choose core.cuda.kernels.DEFINES / THREADS / BLOCKS_PER_SM; a development tool, not a test.
 """
 
 import argparse
@@ -17,8 +17,11 @@ import sys
 
 import gpu_bench  # sets sys.path for the package; noqa below keeps the order readable
 import cupy  # noqa: I100
-from jetson_shm_ros.core import gpu
-from jetson_shm_ros.core.cuda_kernels import Kernels
+from jetson_shm_ros.core import gpu_backend
+from jetson_shm_ros.core.cuda import tool_kernels
+from jetson_shm_ros.core.cuda.device import DeviceInfo
+from jetson_shm_ros.core.cuda.kernels import Kernels
+from jetson_shm_ros.core.cuda.runtime import MEMCPY_DEFAULT
 from jetson_shm_ros.core.payload import expected_pattern_checksum
 from jetson_shm_ros.core.pool import SlotPool
 
@@ -33,9 +36,10 @@ def main() -> int:
     parser.add_argument('--reps', type=int, default=7)
     parser.add_argument('--batch', type=int, default=5)
     args = parser.parse_args()
-    info = gpu.DeviceInfo(cupy)
-    backend = gpu.make_backend('pinned')
+    info = DeviceInfo(cupy)
+    backend = gpu_backend.make_backend('pinned')
     base = backend.kernels
+    tools = tool_kernels.for_backend(backend)
     stream = backend.stream
     results = []
     try:
@@ -51,7 +55,7 @@ def main() -> int:
 
                 def h2d():
                     cupy.cuda.runtime.memcpyAsync(device.data.ptr, slot, nbytes,
-                                                  gpu.MEMCPY_DEFAULT, stream.ptr)
+                                                  MEMCPY_DEFAULT, stream.ptr)
 
                 for (hint, unroll), (threads, per_sm) in itertools.product(
                         itertools.product(HINTS, (4, 8)), SHAPES):
@@ -62,7 +66,7 @@ def main() -> int:
                     if int(scratch[:1].get(stream)[0]) != want:
                         print(f'WRONG RESULT: hint {HINTS[hint]} unroll {unroll}')
                         return 1
-                    samples = gpu_bench.interleaved(kernels, stream, {
+                    samples = gpu_bench.interleaved(tools, stream, {
                         'h2d': h2d,
                         'sum': lambda: kernels.checksum_async(slot, nbytes, scratch, stream),
                     }, args.reps, args.batch)

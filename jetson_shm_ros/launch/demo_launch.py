@@ -9,6 +9,8 @@ says how to install it. `ros2 launch jetson_shm_ros demo_launch.py --show-args` 
 
 import os
 
+from jetson_shm_ros.core.options import launch_arguments
+from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -18,64 +20,28 @@ from launch_ros.parameter_descriptions import ParameterValue
 PACKAGE = 'jetson_shm_ros'
 DEFAULT_RMW = 'rmw_cyclonedds_cpp'
 
-# Launch argument: (parameter type, nodes it sets, description). Each argument sets the
-# parameter of the same name; left empty, the value in the config file stands.
-PARAMETERS = {
-    'shape': ('list', ('producer',), 'Frame shape in elements, e.g. [480,640,3]'),
-    'dtype': ('str', ('producer',), 'Element type, e.g. uint8, uint16, float32'),
-    'rate_hz': ('float', ('producer',), 'Frames per second'),
-    'frames': ('int', ('producer', 'consumer'), 'Frames to send and receive; 0 = endless'),
-    'slots': ('int', ('producer',), 'Slots in the segment = frames in flight'),
-    'policy': ('str', ('producer',), 'latest (never block) or reliable (wait for consumers)'),
-    'backend': ('str', ('producer', 'consumer'), 'auto, cpu, pinned or cuda_ipc'),
-    'mode': ('str', ('producer', 'consumer'), 'zero_copy or copy'),
-    'shm_name': ('str', ('producer',), 'POSIX shared-memory name; empty: from the node name'),
-    'wait_for_consumers': ('int', ('producer',), 'Subscriptions to wait for before sending'),
-    'queue_depth': ('int', ('consumer',), 'Consumer queue depth; at least the slot count'),
-}
-_TYPES = {'int': int, 'float': float, 'str': str}
-
-RMW_PACKAGES = {
-    'rmw_cyclonedds_cpp': 'ros-{distro}-rmw-cyclonedds-cpp',
-    'rmw_fastrtps_cpp': 'ros-{distro}-rmw-fastrtps-cpp',
-    'rmw_connextdds': 'ros-{distro}-rmw-connextdds',
-    'rmw_zenoh_cpp': 'ros-{distro}-rmw-zenoh-cpp',
-}
-
-
-def rmw_problem(rmw: str):
-    """
-    Tell why `rmw` cannot be used, in one sentence; None when it is installed.
-
-    :param rmw: an RMW implementation name, e.g. rmw_cyclonedds_cpp
-    """
-    from ament_index_python.packages import get_resource
-
-    try:
-        get_resource('rmw_typesupport', rmw)
-        return None
-    except LookupError:
-        pass
-    distro = os.environ.get('ROS_DISTRO', '<distro>')
-    apt = RMW_PACKAGES.get(rmw, 'ros-{distro}-' + rmw.replace('_', '-')).format(distro=distro)
-    return (f'The RMW implementation {rmw!r} chosen by rmw:={rmw} is not installed: install it '
-            f'with `sudo apt install {apt}` (then source /opt/ros/{distro}/setup.bash again), '
-            f'or choose an installed one such as rmw:=rmw_fastrtps_cpp.')
+# One launch argument per node parameter, derived from the nodes' option schemas: each sets
+# the parameter of the same name on the nodes that have it; left empty, the config file stands.
+ARGUMENTS = launch_arguments({'producer': PRODUCER_NODE_OPTIONS,
+                              'consumer': CONSUMER_NODE_OPTIONS})
 
 
 def _nodes(context):
+    from jetson_shm_ros.ros.middleware import rmw_problem
+
     rmw = LaunchConfiguration('rmw').perform(context).strip() or DEFAULT_RMW
     problem = rmw_problem(rmw)
     if problem:
         raise RuntimeError(problem)  # `ros2 launch` prints it as one line, no traceback
     overrides = {'producer': {}, 'consumer': {}}
-    for name, (kind, nodes, _) in PARAMETERS.items():
-        if not LaunchConfiguration(name).perform(context).strip():
+    for argument in ARGUMENTS:
+        if not LaunchConfiguration(argument.name).perform(context).strip():
             continue
-        # list: parsed as YAML by launch_ros ([480,640,3] -> integer array)
-        value = ParameterValue(LaunchConfiguration(name), value_type=_TYPES.get(kind))
-        for node in nodes:
-            overrides[node][name] = value
+        # value_type None (lists): parsed as YAML by launch_ros ([480,640,3] -> integer array)
+        value = ParameterValue(LaunchConfiguration(argument.name),
+                               value_type=argument.value_type)
+        for node in argument.nodes:
+            overrides[node][argument.name] = value
     common = {'package': PACKAGE, 'namespace': LaunchConfiguration('namespace'),
               'output': 'screen', 'emulate_tty': True,
               'additional_env': {'RMW_IMPLEMENTATION': rmw, 'PYTHONUNBUFFERED': '1'}}
@@ -101,7 +67,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('config', default_value=config, description=(
             'Parameter file of both nodes')),
     ]
-    arguments += [DeclareLaunchArgument(name, default_value='', description=(
-        f'{text} ({", ".join(nodes)}); empty: from the config file'))
-        for name, (_, nodes, text) in PARAMETERS.items()]
+    arguments += [DeclareLaunchArgument(argument.name, default_value='', description=(
+        f'{argument.description} ({", ".join(argument.nodes)}); empty: from the config file'))
+        for argument in ARGUMENTS]
     return LaunchDescription(arguments + [OpaqueFunction(function=_nodes)])

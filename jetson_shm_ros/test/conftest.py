@@ -58,3 +58,15 @@ def processes():
     tracker = Processes()
     yield tracker
     tracker.stop_all()
+
+
+@pytest.fixture
+def context():
+    """Give a test its own rclpy context on a domain of its own, as rclpy's own tests do."""
+    # Imported here: the ROS-free tests never load rclpy.
+    from api_fixtures import new_context
+    import rclpy
+
+    ctx = new_context()
+    yield ctx
+    rclpy.try_shutdown(context=ctx)

@@ -46,7 +46,7 @@ def test_the_idl_struct_has_ros_2_dds_names_and_the_msg_field_order():
 def _sample_pair():
     """Build the same descriptor as an rclpy message and as a Cyclone DDS sample."""
     from jetson_shm_ros.dds.peers import _Endpoint
-    from jetson_shm_ros.nodes.ros_common import to_msg
+    from jetson_shm_ros.ros.conversion import to_msg
 
     desc = Descriptor(
         shm_name='/jsr_test_bytes', incarnation=0x1234_5678_9ABC_DEF0, slot=3, sequence=42,

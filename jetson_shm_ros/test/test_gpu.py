@@ -13,11 +13,15 @@ import multiprocessing
 import os
 import queue
 import secrets
+import subprocess
+import sys
 import time
 import traceback
 
-from jetson_shm_ros.core.backend import BackendUnavailable, CpuBackend, select_backend
+from jetson_shm_ros.core.backend import CpuBackend, select_backend
+from jetson_shm_ros.core.backend_protocol import Backend
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
+from jetson_shm_ros.core.errors import ArrayMismatch, BackendUnavailable
 from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 from jetson_shm_ros.core.payload import (
@@ -54,13 +58,23 @@ POISON = 0xA5
 
 
 def _gpu(name='pinned', mode='zero_copy', **kwargs):
-    from jetson_shm_ros.core import gpu
-    return gpu.make_backend(name, mode, **kwargs)
+    from jetson_shm_ros.core import gpu_backend
+    return gpu_backend.make_backend(name, mode, **kwargs)
 
 
 def _live():
-    from jetson_shm_ros.core import gpu
-    return gpu.live_resources()
+    from jetson_shm_ros.core.cuda.regions import live_resources
+    return live_resources()
+
+
+def _tools(backend):
+    # Imported here, not at the top: spawned children import this module, and they must show
+    # that the library alone never loads the test-only kernels.
+    from jetson_shm_ros.core.cuda import tool_kernels
+    return tool_kernels.for_backend(backend)
+
+
+TOOL_KERNELS_MODULE = 'jetson_shm_ros.core.cuda.tool_kernels'
 
 
 def _open_fds() -> int:
@@ -181,7 +195,7 @@ def test_a_writer_without_the_sequence_lock_is_caught_by_the_gpu_checksum(shm_na
         desc = producer.try_write_pattern()
         backend = producer.backend
         address = backend.device_address(producer.pool, desc.offset, desc.nbytes)
-        backend.kernels.scribble_async(address, desc.nbytes, 0.0, backend.stream)  # no seqlock
+        _tools(backend).scribble_async(address, desc.nbytes, 0.0, backend.stream)  # no seqlock
         backend.synchronize()
         assert consumer.handle(desc) == INVALID
         assert consumer.invalid_reasons['checksum_mismatch'] == 1
@@ -191,14 +205,162 @@ def test_a_writer_without_the_sequence_lock_is_caught_by_the_gpu_checksum(shm_na
         producer.close()
 
 
+# --- copy_into: a caller's array into a slot with one copy ---------------------------------
+
+class _CudaArrayInterfaceOnly:
+    """A device array that offers __cuda_array_interface__ and nothing else (as Numba does)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    @property
+    def __cuda_array_interface__(self):
+        return self._array.__cuda_array_interface__
+
+
+def _slot_bytes(backend, pool, offset, nbytes):
+    """Read the slot's bytes as they are in memory, with one plain cudaMemcpy."""
+    from jetson_shm_ros.core.cuda.runtime import MEMCPY_DEFAULT
+    backend.synchronize()
+    host = np.empty(nbytes, dtype=np.uint8)
+    cupy.cuda.runtime.memcpy(host.ctypes.data, backend.device_address(pool, offset, nbytes),
+                             nbytes, MEMCPY_DEFAULT)
+    return host
+
+
+def _torch_cuda():
+    torch = pytest.importorskip('torch', reason='PyTorch is not installed')
+    if not torch.cuda.is_available():
+        pytest.skip('PyTorch sees no CUDA device')
+    return torch
+
+
+COPY_SOURCES = ['numpy', 'cupy', 'cuda_array_interface', 'torch']
+COPY_SHAPE = (3, 257, 5)
+
+
+def _copy_source(kind, data):
+    if kind == 'numpy':
+        return data
+    if kind == 'cupy':
+        return cupy.asarray(data)
+    if kind == 'cuda_array_interface':
+        return _CudaArrayInterfaceOnly(cupy.asarray(data))
+    torch = _torch_cuda()
+    return torch.from_numpy(data.copy()).to('cuda')
+
+
+@needs_gpu
+@pytest.mark.parametrize('source_kind', COPY_SOURCES)
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_puts_every_source_kind_into_the_slot(shm_name, name, mode, source_kind):
+    producer = FrameProducer(shm_name, 2, '<i2', list(COPY_SHAPE), backend=_gpu(name, mode))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        rng = np.random.default_rng(_seed())
+        data = rng.integers(-2**15, 2**15, COPY_SHAPE, dtype='<i2')
+        source = _copy_source(source_kind, data)
+        for slot in range(2):
+            offset = pool.slot_bounds(slot)[0]
+            backend.fill_pattern(pool, offset, nbytes, 11)  # poison: a no-op copy cannot pass
+            backend.copy_into(pool, offset, nbytes, '<i2', COPY_SHAPE, source)
+            backend.synchronize()
+            want = data.reshape(-1).view(np.uint8)
+            assert np.array_equal(_slot_bytes(backend, pool, offset, nbytes), want), \
+                f'{source_kind} into slot {slot} of {name}/{mode}'
+            assert backend.checksum(pool, offset, nbytes) == checksum_words(want)
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_waits_for_the_callers_stream(shm_name, name):
+    producer = FrameProducer(shm_name, 1, 'uint8', [1 << 20], backend=_gpu(name))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        backend.fill_pattern(pool, offset, nbytes, 3)
+        source = cupy.zeros(nbytes, dtype=cupy.uint8)
+        backend.synchronize()
+        side = cupy.cuda.Stream(non_blocking=True)
+        with side:
+            _tools(backend).spin_async(0.2, side)  # the caller's stream is busy ...
+            source.fill(0x3C)  # ... and only then writes the source
+            backend.copy_into(pool, offset, nbytes, 'uint8', [nbytes], source)
+        backend.synchronize()
+        assert (_slot_bytes(backend, pool, offset, nbytes) == 0x3C).all(), \
+            'the copy ran before the caller finished writing its array'
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_waits_for_a_torch_side_stream(shm_name, name):
+    torch = _torch_cuda()
+    if not hasattr(torch.cuda, '_sleep'):
+        pytest.skip('this PyTorch has no torch.cuda._sleep to hold a stream busy')
+    producer = FrameProducer(shm_name, 1, '<f4', [512, 512], backend=_gpu(name))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        side = torch.cuda.Stream()
+        with torch.cuda.stream(side):
+            tensor = torch.zeros((512, 512), dtype=torch.float32, device='cuda')
+            torch.cuda._sleep(200_000_000)  # about 0.1 s of GPU clock cycles on this stream
+            tensor.fill_(2.5)
+            backend.copy_into(pool, offset, nbytes, '<f4', (512, 512), tensor)
+        backend.synchronize()
+        values = _slot_bytes(backend, pool, offset, nbytes).view('<f4')
+        assert (values == 2.5).all(), 'the copy ran before PyTorch finished writing the tensor'
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('name', GPU_BACKENDS)
+def test_copy_into_refuses_device_arrays_that_do_not_fit(shm_name, name):
+    producer = FrameProducer(shm_name, 1, '<u2', [64, 32], backend=_gpu(name))
+    try:
+        backend, pool, nbytes = producer.backend, producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        wide = cupy.zeros((64, 64), dtype='<u2')
+        cases = {'dtype_mismatch': cupy.zeros((64, 32), dtype='<i2'),
+                 'shape_mismatch': cupy.zeros((32, 64), dtype='<u2'),
+                 'not_contiguous': wide[:, ::2]}
+        for reason, source in cases.items():
+            with pytest.raises(ArrayMismatch) as caught:
+                backend.copy_into(pool, offset, nbytes, '<u2', (64, 32), source)
+            assert caught.value.reason == reason
+    finally:
+        producer.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('source_kind', ['cupy', 'cuda_array_interface', 'torch'])
+def test_cpu_backend_copies_a_device_array_straight_into_the_slot(shm_name, source_kind):
+    producer = FrameProducer(shm_name, 1, '<f8', [100, 7], backend=CpuBackend())
+    try:
+        pool, nbytes = producer.pool, producer.nbytes
+        offset = pool.slot_bounds(0)[0]
+        data = np.random.default_rng(_seed()).standard_normal((100, 7))
+        pool.view(offset, nbytes)[:] = POISON
+        producer.backend.copy_into(pool, offset, nbytes, '<f8', (100, 7),
+                                   _copy_source(source_kind, data))
+        assert np.array_equal(pool.view(offset, nbytes).view('<f8').reshape(100, 7), data)
+    finally:
+        producer.close()
+
+
 # --- two processes: GPU writer in one, GPU reader in the other --------------------------------
 
 def _consumer_child(name, mode, descriptors, results, frames):
     """Spawned consumer: verify with its own GPU backend and digest what process() saw."""
     try:
         import cupy as cp
-        from jetson_shm_ros.core import gpu
-        consumer = FrameConsumer(gpu.make_backend(name, mode))
+        consumer = FrameConsumer(_gpu(name, mode))
         digests = {}
         out = None
 
@@ -217,11 +379,12 @@ def _consumer_child(name, mode, descriptors, results, frames):
             report = {'counts': dict(consumer.counts), 'statuses': statuses,
                       'drop_reasons': dict(consumer.drop_reasons),
                       'invalid_reasons': dict(consumer.invalid_reasons),
-                      'digests': digests, 'resources': gpu.live_resources()}
+                      'digests': digests, 'resources': _live(),
+                      'tool_kernels_loaded': TOOL_KERNELS_MODULE in sys.modules}
         finally:
             consumer.close()
         gc.collect()
-        report['resources_after_close'] = gpu.live_resources()
+        report['resources_after_close'] = _live()
         results.put(report)
     except BaseException:
         results.put({'error': traceback.format_exc()})
@@ -301,6 +464,7 @@ def test_two_processes_gpu_writer_and_gpu_reader_agree(shm_name, name, mode):
     else:
         assert (resources['ipc_mem_opened'], resources['ipc_events_opened']) == (1, 1), resources
     assert not any(report['resources_after_close'].values()), report['resources_after_close']
+    assert not report['tool_kernels_loaded'], 'the library compiled the test-only kernels'
     assert child.exitcode == 0
     assert not os.path.exists(SHM_DIR + shm_name)
 
@@ -311,16 +475,15 @@ def _scribbling_producer(name, shm_name, commands, replies):
     """Spawned producer: publish one frame, then on request let a kernel rewrite its slot."""
     producer = None
     try:
-        from jetson_shm_ros.core import gpu
         producer = FrameProducer(shm_name, 2, 'uint8', [1 << 20], policy='latest',
-                                 backend=gpu.make_backend(name))
+                                 backend=_gpu(name))
         desc = producer.try_write_pattern()
         replies.put(desc)
         backend, pool = producer.backend, producer.pool
         address = backend.device_address(pool, desc.offset, desc.nbytes)
         while commands.get(timeout=TIMEOUT_S) == 'scribble':
             pool.begin_write(desc.slot)  # a writer owns the slot again (odd sequence) ...
-            backend.kernels.scribble_async(address, desc.nbytes, 0.5, backend.stream)
+            _tools(backend).scribble_async(address, desc.nbytes, 0.5, backend.stream)
             replies.put('scribbling')  # ... and its kernel is writing it right now
             backend.synchronize()
             pool.end_write(desc.slot)
@@ -374,8 +537,7 @@ def test_reads_overlapping_a_kernel_still_writing_are_dropped_never_verified(shm
 def _bad_handle_child(good, results):
     try:
         from dataclasses import replace
-        from jetson_shm_ros.core import gpu
-        consumer = FrameConsumer(gpu.make_backend('cuda_ipc'))
+        consumer = FrameConsumer(_gpu('cuda_ipc'))
         try:
             bad = replace(good, cuda_ipc_handle=bytes(range(64)))
             statuses = [consumer.handle(bad), consumer.handle(good)]
@@ -489,10 +651,11 @@ def test_dlpack_hands_slots_to_pytorch_without_a_copy(shm_name, name):
 
 @needs_gpu
 def test_auto_picks_by_gpu_kind_and_explicit_backends_are_built():
-    from jetson_shm_ros.core import gpu
-    info = gpu.DeviceInfo(cupy)
+    from jetson_shm_ros.core.cuda.device import DeviceInfo
+    info = DeviceInfo(cupy)
     auto = select_backend('auto')
     try:
+        assert isinstance(auto, Backend)
         assert auto.name == ('pinned' if info.integrated else 'cuda_ipc')
         assert auto.device == info.description
         print(f'auto -> {auto.name} on {auto.device}, pointer {auto.pointer_source}')
@@ -502,6 +665,66 @@ def test_auto_picks_by_gpu_kind_and_explicit_backends_are_built():
         backend = select_backend(name, 'copy')
         assert (backend.name, backend.mode) == (name, 'copy')
         backend.close()
+
+
+# --- CuPy stays optional: these run everywhere, with CuPy blocked in a child interpreter ------
+
+_WITHOUT_CUPY = """
+import sys
+sys.modules['cupy'] = None  # import cupy now raises ImportError, installed or not
+import importlib, pkgutil
+from jetson_shm_ros.core.backend import CpuBackend, select_backend
+from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
+assert isinstance(select_backend('auto'), CpuBackend)
+assert 'jetson_shm_ros.core.cuda.tool_kernels' not in sys.modules, 'library loaded tool kernels'
+import jetson_shm_ros.core
+for module in pkgutil.walk_packages(jetson_shm_ros.core.__path__, 'jetson_shm_ros.core.'):
+    importlib.import_module(module.name)
+    print(module.name)
+assert sys.modules['cupy'] is None
+"""
+
+_DEVICE_SOURCE_WITHOUT_CUPY = """
+import sys
+sys.modules['cupy'] = None
+from jetson_shm_ros.core.backend import CpuBackend
+from jetson_shm_ros.core.errors import ArrayMismatch
+from jetson_shm_ros.core.pool import SlotPool
+
+
+class DeviceArray:  # what CuPy or PyTorch would offer; never dereferenced here
+    __cuda_array_interface__ = {'shape': (4,), 'typestr': '<f4', 'data': (0, False),
+                                'version': 3}
+
+
+pool = SlotPool.create(sys.argv[1], 1, 16)
+try:
+    CpuBackend().copy_into(pool, pool.slot_bounds(0)[0], 16, '<f4', (4,), DeviceArray())
+except ArrayMismatch as error:
+    print('reason', error.reason)
+finally:
+    pool.close()
+"""
+
+
+def _run_without_cupy(script, *args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    done = subprocess.run([sys.executable, '-c', script, *args], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_every_core_module_imports_without_cupy_and_auto_falls_back_to_cpu():
+    imported = _run_without_cupy(_WITHOUT_CUPY)
+    for module in ('gpu_backend', 'cpu_backend', 'backend_protocol', 'array_source',
+                   'cuda.runtime', 'cuda.device', 'cuda.regions', 'cuda.kernels',
+                   'cuda.staging', 'cuda.tool_kernels'):
+        assert f'jetson_shm_ros.core.{module}' in imported, imported
+
+
+def test_a_device_array_into_the_cpu_backend_without_cupy_is_refused_with_a_reason(shm_name):
+    assert _run_without_cupy(_DEVICE_SOURCE_WITHOUT_CUPY, shm_name) == ['reason', 'needs_cupy']
 
 
 # --- no GPU: the CPU fallback ----------------------------------------------------------------

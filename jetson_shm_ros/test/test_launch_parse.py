@@ -2,23 +2,23 @@
 Check launch/demo_launch.py and config/demo.yaml without launch or launch_ros.
 
 The launch file is read with `ast`: every executable it starts must be a console script of
-setup.py, every parameter it sets must be declared by that node, and every key of
-config/demo.yaml must be a declared parameter of the node it is under.
+setup.py, its arguments must come from the schemas (core.options) of exactly the nodes it
+starts, and every key of config/demo.yaml must be an option of the node it is under, with a
+value that option accepts.
 """
 
 import ast
 import os
-import re
 import types
 
+from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
 import pytest
 import yaml
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH_FILE = os.path.join(PACKAGE_DIR, 'launch', 'demo_launch.py')
 CONFIG_FILE = os.path.join(PACKAGE_DIR, 'config', 'demo.yaml')
-NODE_SOURCES = {name: os.path.join(PACKAGE_DIR, 'jetson_shm_ros', 'nodes', f'{name}.py')
-                for name in ('producer', 'consumer')}
+NODE_OPTIONS = {'producer': PRODUCER_NODE_OPTIONS, 'consumer': CONSUMER_NODE_OPTIONS}
 # What issue 4 says users change: each must be a launch argument.
 REQUIRED_ARGUMENTS = {'shape', 'dtype', 'rate_hz', 'frames', 'slots', 'policy', 'backend',
                       'mode', 'namespace', 'rmw'}
@@ -51,9 +51,19 @@ def _keyword(call: ast.Call, name: str):
     return None
 
 
-def _declared(node: str) -> set:
-    with open(NODE_SOURCES[node], encoding='utf-8') as source:
-        return set(re.findall(r"declare_parameter\(\s*'(\w+)'", source.read()))
+def _options(node: str) -> dict:
+    return {option.name: option for option in NODE_OPTIONS[node]}
+
+
+def _launch_arguments(tree: ast.Module):
+    """Run only the launch file's jetson_shm_ros imports and its ARGUMENTS assignment."""
+    wanted = [node for node in tree.body if
+              (isinstance(node, ast.ImportFrom) and node.module.startswith('jetson_shm_ros')) or
+              (isinstance(node, ast.Assign) and node.targets[0].id == 'ARGUMENTS')]
+    module = types.ModuleType('demo_launch_arguments')
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), LAUNCH_FILE, 'exec'),
+         module.__dict__)
+    return module.ARGUMENTS
 
 
 def _console_scripts() -> dict:
@@ -81,36 +91,40 @@ def test_every_executable_is_an_installed_console_script(launch_tree):
     assert _assigned(launch_tree, 'PACKAGE') == 'jetson_shm_ros'
 
 
-def test_every_parameter_the_launch_file_sets_is_declared(launch_tree):
-    parameters = _assigned(launch_tree, 'PARAMETERS')
-    assert parameters
-    for name, (kind, nodes, description) in parameters.items():
-        assert kind in ('int', 'float', 'str', 'list'), (name, kind)
-        assert description, name
-        for node in nodes:
-            assert name in _declared(node), f'{node} declares no parameter {name!r}'
+def test_the_launch_arguments_are_every_option_of_the_nodes_it_starts(launch_tree):
+    arguments = _launch_arguments(launch_tree)
+    started = {_keyword(call, 'executable') for call in _calls(launch_tree, 'Node')}
+    for node in started:
+        names = {argument.name for argument in arguments if node in argument.nodes}
+        assert names == set(_options(node)), f'{node}: {names ^ set(_options(node))}'
+    for argument in arguments:
+        assert set(argument.nodes) <= started, argument
+        assert argument.description, argument
 
 
 def test_launch_arguments_cover_what_users_change_and_default_to_cyclone(launch_tree):
     declared = {call.args[0].value for call in _calls(launch_tree, 'DeclareLaunchArgument')
                 if call.args and isinstance(call.args[0], ast.Constant)}
-    declared |= set(_assigned(launch_tree, 'PARAMETERS'))
+    declared |= {argument.name for argument in _launch_arguments(launch_tree)}
     assert REQUIRED_ARGUMENTS <= declared, REQUIRED_ARGUMENTS - declared
     assert _assigned(launch_tree, 'DEFAULT_RMW') == 'rmw_cyclonedds_cpp'
 
 
-def test_every_config_key_is_a_declared_parameter_of_its_node():
+def test_every_config_key_is_an_option_of_its_node_with_a_value_it_accepts():
     with open(CONFIG_FILE, encoding='utf-8') as source:
         config = yaml.safe_load(source)
     seen = set()
     for key, section in config.items():
         node = key.rsplit('/', 1)[-1]
-        assert node in NODE_SOURCES, f'{key}: no node {node!r}'
+        assert node in NODE_OPTIONS, f'{key}: no node {node!r}'
         assert set(section) == {'ros__parameters'}, key
-        unknown = set(section['ros__parameters']) - _declared(node)
+        options = _options(node)
+        unknown = set(section['ros__parameters']) - set(options)
         assert not unknown, f'{key}: {sorted(unknown)} are not parameters of {node}'
+        for name, value in section['ros__parameters'].items():
+            options[name].parse(value)  # raises OptionError naming the bad value
         seen.add(node)
-    assert seen == set(NODE_SOURCES)
+    assert seen == set(NODE_OPTIONS)
 
 
 def test_launch_and_config_files_are_installed_by_setup_py():
@@ -121,16 +135,9 @@ def test_launch_and_config_files_are_installed_by_setup_py():
 
 
 def _rmw_problem():
-    """Compile only rmw_problem() (and the table it reads) from the launch file."""
-    tree = _tree(LAUNCH_FILE)
-    wanted = [node for node in tree.body if
-              (isinstance(node, ast.FunctionDef) and node.name == 'rmw_problem') or
-              (isinstance(node, ast.Assign) and node.targets[0].id == 'RMW_PACKAGES') or
-              (isinstance(node, ast.Import) and node.names[0].name == 'os')]
-    module = types.ModuleType('demo_launch_rmw_check')
-    exec(compile(ast.Module(body=wanted, type_ignores=[]), LAUNCH_FILE, 'exec'),
-         module.__dict__)
-    return module.rmw_problem
+    """Return rmw_problem(), which the launch files call before starting any node."""
+    from jetson_shm_ros.ros.middleware import rmw_problem
+    return rmw_problem
 
 
 def test_a_missing_rmw_is_one_sentence_naming_it_and_how_to_install_it(monkeypatch):

@@ -1,7 +1,6 @@
 """The nodes in one process with parameter overrides: declarations, wiring, bad messages."""
 
 import os
-import random
 import time
 
 from conftest import SHM_DIR
@@ -9,21 +8,10 @@ from jetson_shm_ros.nodes.consumer import ConsumerNode
 from jetson_shm_ros.nodes.producer import ProducerNode
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 SPIN_TIMEOUT_S = 30.0
-
-
-@pytest.fixture
-def context():
-    """Give each test its own rclpy context, as rclpy's own tests do."""
-    ctx = rclpy.Context()
-    # A domain of its own: other ROS 2 graphs on this host must not leak into the test.
-    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def _overrides(**values):
@@ -60,10 +48,11 @@ def test_overrides_shape_the_segment_and_the_default_name_follows_the_namespace(
                      shape=[2, 5])
     expected = f'/jetson_shm_ros.{namespace}.producer'
     try:
-        pool = producer._stream.pool
+        pool = producer.shm_publisher.frame_producer.pool
         assert pool.name == expected and pool.slot_count == 3
-        assert producer._stream.dtype == '<f4' and producer._stream.nbytes == 40
-        assert producer._publisher.topic_name == f'/{namespace}/jetson_shm/descriptors'
+        frames = producer.shm_publisher.frame_producer
+        assert frames.dtype == '<f4' and frames.nbytes == 40
+        assert producer.shm_publisher.topic == f'/{namespace}/jetson_shm/descriptors'
         assert os.path.exists(SHM_DIR + expected)
     finally:
         producer.shutdown()
@@ -103,7 +92,7 @@ def test_producer_to_consumer_in_one_executor(context, shm_name):
     executor.add_node(producer)
     try:
         assert _spin_until(executor, lambda: consumer.finished and producer.finished)
-        counts = consumer._stream.counts
+        counts = consumer.shm_subscription.counts
         assert counts['verified'] == frames and counts['invalid'] == 0, counts
     finally:
         _tear_down(executor, producer, consumer)
@@ -126,12 +115,13 @@ def test_consumer_survives_hostile_descriptors(context, shm_name):
                              sequence=2, slot=0)
         bad.append(msg)
     try:
-        assert _spin_until(executor, lambda: consumer._stream.counts['verified'] >= 3)
+        assert _spin_until(executor, lambda: consumer.shm_subscription.counts['verified'] >= 3)
         for msg in bad:
             hostile.publish(msg)
-        assert _spin_until(executor, lambda: consumer._stream.counts['invalid'] >= len(bad))
-        before = consumer._stream.counts['verified']
-        assert _spin_until(executor, lambda: consumer._stream.counts['verified'] > before + 2)
+        counts = consumer.shm_subscription.counts
+        assert _spin_until(executor, lambda: counts['invalid'] >= len(bad))
+        before = counts['verified']
+        assert _spin_until(executor, lambda: counts['verified'] > before + 2)
     finally:
         _tear_down(executor, producer, consumer)
     assert consumer.exit_code == 1, 'invalid input makes the exit status say so'

@@ -45,3 +45,14 @@ class NoFreeSlot(ShmRosError):
 
     def __init__(self, detail: str):
         super().__init__('no_free_slot', detail)
+
+
+class ArrayMismatch(ShmRosError, ValueError):
+    """A caller's array that cannot be copied into a slot as it is (dtype, shape, layout, kind)."""
+
+
+class OptionError(ShmRosError, ValueError):
+    """A start-up option (node parameter, CLI option) outside its type, range or choices."""
+
+    def __init__(self, detail: str):
+        super().__init__('bad_option', detail)

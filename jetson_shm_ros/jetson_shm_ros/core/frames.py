@@ -6,13 +6,15 @@ protocol (sequence lock, validation, release, counters) exists exactly once.
 """
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
+from jetson_shm_ros.core.image_encodings import check_encoding
 from jetson_shm_ros.core.logs import get_logger
-from jetson_shm_ros.core.payload import normalize_dtype, payload_nbytes
+from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype, payload_nbytes
 from jetson_shm_ros.core.pool import AttachedSegment, SlotPool
 
 _log = get_logger('jetson_shm_ros.stream')
@@ -29,12 +31,20 @@ SUMMARY_COUNTS = ('received', VERIFIED, DROPPED, INVALID, UNVERIFIED, 'in_place_
                   'copied_bytes')
 
 
+@dataclass(frozen=True)
+class SlotWrite:
+    """A slot being written: FrameProducer.begin() opens it, commit() or abort() closes it."""
+
+    slot: int
+    offset: int
+
+
 class FrameProducer:
     """Owns a slot pool and turns written slots into descriptors."""
 
     def __init__(self, shm_name: str, slot_count: int, dtype: str, shape: Sequence[int],
                  policy: str = 'latest', checksum: bool = True, backend=None,
-                 release_timeout_s: float = 1.0, required_readers: int = 0):
+                 release_timeout_s: float = 1.0, required_readers: int = 0, encoding: str = ''):
         """
         Create the segment (replacing a stale one) and prepare the backend.
 
@@ -47,11 +57,20 @@ class FrameProducer:
         :param backend: a backend from select_backend(); CPU when None
         :param release_timeout_s: reliable policy: longest wait for a reader
         :param required_readers: reliable policy: readers to wait for before reusing a slot
+        :param encoding: ROS image encoding of the frames ('rgb8', ...), or '' for a tensor
+        :raises DescriptorError: for a bad dtype, shape or encoding
+        :raises SegmentError: when the segment cannot be created
         """
-        self.dtype = normalize_dtype(dtype)
+        try:
+            self.dtype = normalize_dtype(dtype)
+        except ValueError as error:
+            raise DescriptorError('bad_dtype', str(error)) from None
         self.shape = [int(dim) for dim in shape]
-        if not self.shape or min(self.shape) <= 0:
-            raise ValueError(f'shape {self.shape} must be non-empty with positive sizes')
+        if not 1 <= len(self.shape) <= MAX_DIMS or min(self.shape) <= 0:
+            raise DescriptorError('bad_shape', f'shape {self.shape} must have 1..{MAX_DIMS} '
+                                  'positive sizes')
+        check_encoding(encoding, self.dtype, self.shape)
+        self.encoding = encoding
         self.nbytes = payload_nbytes(self.dtype, self.shape)
         self.with_checksum = checksum
         self.required_readers = required_readers
@@ -66,6 +85,49 @@ class FrameProducer:
             raise
         self.frames_published = 0
         self.waits = 0
+        self.aborted = 0
+
+    def begin(self) -> Optional['SlotWrite']:
+        """
+        Start writing the next frame: the slot is marked as being written.
+
+        :return: the open write (finish it with commit() or abort()), or None when no slot is
+            free now (reliable policy waiting for a release)
+        """
+        slot = self.pool.acquire(self.required_readers)
+        if slot is None:
+            self.waits += 1
+            return None
+        offset = self.pool.slot_bounds(slot)[0]
+        self.pool.begin_write(slot)
+        return SlotWrite(slot, offset)
+
+    def array(self, write: 'SlotWrite'):
+        """Return the open write's slot as a writable NumPy or CuPy array."""
+        return self.backend.array(self.pool, write.offset, self.nbytes, self.dtype, self.shape)
+
+    def commit(self, write: 'SlotWrite', stamp_ns: int = 0, frame_id: str = '') -> Descriptor:
+        """Finish an open write: wait for the device, checksum, publish the sequence; describe."""
+        checksum = self.backend.checksum(self.pool, write.offset, self.nbytes) \
+            if self.with_checksum else 0
+        # The sequence turns even only after the device finished writing.
+        self.backend.synchronize()
+        sequence = self.pool.end_write(write.slot)
+        self.frames_published += 1
+        ipc_handle, event_handle = self.backend.ipc_handles(self.pool)
+        return Descriptor(
+            shm_name=self.pool.name, incarnation=self.pool.incarnation, slot=write.slot,
+            sequence=sequence, offset=write.offset, nbytes=self.nbytes, dtype=self.dtype,
+            shape=list(self.shape), checksum=checksum, checksum_valid=self.with_checksum,
+            memory_kind=self.pool.memory_kind, cuda_ipc_handle=ipc_handle,
+            cuda_event_handle=event_handle, stamp_ns=stamp_ns, frame_id=frame_id,
+            encoding=self.encoding)
+
+    def abort(self, write: 'SlotWrite') -> None:
+        """Give an open write up: nothing is published and the slot can be written again."""
+        self.backend.synchronize()
+        self.pool.abort_write(write.slot)
+        self.aborted += 1
 
     def try_write(self, writer: Callable[[object], None], stamp_ns: int = 0,
                   frame_id: str = '') -> Optional[Descriptor]:
@@ -75,37 +137,25 @@ class FrameProducer:
         :param writer: called with a writable array (NumPy or CuPy) of the frame's dtype/shape
         :return: the descriptor to publish, or None when the reliable policy says wait
         """
-        return self._produce(lambda offset: writer(self.backend.array(
-            self.pool, offset, self.nbytes, self.dtype, self.shape)), stamp_ns, frame_id)
+        return self._produce(lambda write: writer(self.array(write)), stamp_ns, frame_id)
 
     def try_write_pattern(self, stamp_ns: int = 0, frame_id: str = '') -> Optional[Descriptor]:
         """Write the deterministic test pattern of the next frame number (for demos/tests)."""
         frame = self.frames_published
-        return self._produce(lambda offset: self.backend.fill_pattern(
-            self.pool, offset, self.nbytes, frame), stamp_ns, frame_id)
+        return self._produce(lambda write: self.backend.fill_pattern(
+            self.pool, write.offset, self.nbytes, frame), stamp_ns, frame_id)
 
-    def _produce(self, write: Callable[[int], None], stamp_ns: int,
+    def _produce(self, fill: Callable[['SlotWrite'], None], stamp_ns: int,
                  frame_id: str) -> Optional[Descriptor]:
-        slot = self.pool.acquire(self.required_readers)
-        if slot is None:
-            self.waits += 1
+        write = self.begin()
+        if write is None:
             return None
-        offset = self.pool.slot_bounds(slot)[0]
-        self.pool.begin_write(slot)
-        write(offset)
-        checksum = self.backend.checksum(self.pool, offset, self.nbytes) \
-            if self.with_checksum else 0
-        # The sequence turns even only after the device finished writing.
-        self.backend.synchronize()
-        sequence = self.pool.end_write(slot)
-        self.frames_published += 1
-        ipc_handle, event_handle = self.backend.ipc_handles(self.pool)
-        return Descriptor(
-            shm_name=self.pool.name, incarnation=self.pool.incarnation, slot=slot,
-            sequence=sequence, offset=offset, nbytes=self.nbytes, dtype=self.dtype,
-            shape=list(self.shape), checksum=checksum, checksum_valid=self.with_checksum,
-            memory_kind=self.pool.memory_kind, cuda_ipc_handle=ipc_handle,
-            cuda_event_handle=event_handle, stamp_ns=stamp_ns, frame_id=frame_id)
+        try:
+            fill(write)
+        except BaseException:
+            self.abort(write)
+            raise
+        return self.commit(write, stamp_ns, frame_id)
 
     def all_released(self) -> bool:
         """Tell whether no live reader still holds a published frame."""
@@ -125,23 +175,28 @@ class FrameConsumer:
 
     def __init__(self, backend=None,
                  process: Optional[Callable[[object, Descriptor], None]] = None,
-                 allow_group_access: bool = False):
+                 allow_group_access: bool = False, verify: bool = True):
         """
         Prepare an empty consumer.
 
         :param backend: a backend from select_backend(); CPU when None
-        :param process: optional callback given each frame's array (NumPy or CuPy) and its
-            descriptor while the slot is held; a frame found overwritten afterwards is dropped
+        :param process: optional callback given each valid frame's array (NumPy or CuPy) and
+            its descriptor while the slot is held, after the checksum matched; its exceptions
+            propagate to the caller of handle() (counted as callback_errors, never as invalid)
         :param allow_group_access: accept segments that the owner's group may write
+        :param verify: check the payload checksum (when the producer sent one) before
+            `process` sees the frame; False: hand frames over unread (counted unverified)
         """
         self.backend = backend or CpuBackend()
         self.process = process
+        self.verify = verify
         self.allow_group_access = allow_group_access
         self.counts: Counter = Counter(
             dict.fromkeys(SUMMARY_COUNTS, 0))
         self.invalid_reasons: Counter = Counter()
         self.drop_reasons: Counter = Counter()
         self.evictions = 0
+        self.callback_errors = 0
         self._segments: Dict[str, AttachedSegment] = {}
 
     def handle(self, desc: Descriptor) -> str:
@@ -167,41 +222,57 @@ class FrameConsumer:
             except SegmentError as error:
                 return self._invalid(desc, error.reason, str(error))
         try:
-            return self._read(segment, desc)
-        except ShmRosError as error:  # SegmentError, GpuError: count it, keep consuming
-            return self._invalid(desc, error.reason, str(error))
+            try:
+                status = self._read(segment, desc)
+                frame = self.backend.array(segment, desc.offset, desc.nbytes, desc.dtype,
+                                           desc.shape) \
+                    if self.process is not None and status in (VERIFIED, UNVERIFIED) else None
+            except ShmRosError as error:  # SegmentError, GpuError: count it, keep consuming
+                return self._invalid(desc, error.reason, str(error))
+            # Outside the except above: the user's errors are theirs, never "invalid input".
+            return status if frame is None else self._deliver(segment, desc, status, frame)
         finally:
             segment.release(desc.slot, desc.sequence)
 
     def _read(self, segment: AttachedSegment, desc: Descriptor) -> str:
         current = segment.sequence(desc.slot)
+        if current == 0:  # the producer gave up a write into this slot
+            return self._drop('overwritten_before_read')
         if current < desc.sequence:
             return self._invalid(desc, 'sequence_ahead', f'slot {desc.slot} holds sequence '
                                  f'{current}, older than the descriptor sequence {desc.sequence}')
         if current != desc.sequence:
             return self._drop('overwritten_before_read')
         checksum = self.backend.checksum(segment, desc.offset, desc.nbytes) \
-            if desc.checksum_valid else None
-        if self.process is not None:
-            self.process(self.backend.array(segment, desc.offset, desc.nbytes, desc.dtype,
-                                            desc.shape), desc)
-            # GPU work process() queued must be done before the check below vouches for it.
-            self.backend.synchronize()
-        # Sequence lock: if the producer touched the slot meanwhile, what we read may be torn.
+            if desc.checksum_valid and self.verify else None
+        # Sequence lock: if the producer touched the slot meanwhile, what we summed may be torn.
         if segment.sequence(desc.slot) != desc.sequence:
             return self._drop('overwritten_while_reading')
+        if checksum is not None and checksum != desc.checksum:
+            return self._invalid(desc, 'checksum_mismatch', f'payload sums to {checksum}, '
+                                 f'descriptor says {desc.checksum}')
         if checksum is not None or self.process is not None:
             # Observable zero copy: bytes read where the producer wrote them, or copied first.
             self.counts['copied_bytes' if self.backend.mode == 'copy' else 'in_place_bytes'] += \
                 desc.nbytes
-        if checksum is None:
-            self.counts[UNVERIFIED] += 1
-            return UNVERIFIED
-        if checksum != desc.checksum:
-            return self._invalid(desc, 'checksum_mismatch', f'payload sums to {checksum}, '
-                                 f'descriptor says {desc.checksum}')
-        self.counts[VERIFIED] += 1
-        return VERIFIED
+        status = UNVERIFIED if checksum is None else VERIFIED
+        self.counts[status] += 1
+        return status
+
+    def _deliver(self, segment: AttachedSegment, desc: Descriptor, status: str, frame) -> str:
+        """Hand a checked frame to `process`; its exceptions propagate (rclpy's behaviour)."""
+        try:
+            self.process(frame, desc)
+            # GPU work process() queued must be done before the slot is given back.
+            self.backend.synchronize()
+        except BaseException:
+            self.callback_errors += 1
+            raise
+        if segment.sequence(desc.slot) != desc.sequence:
+            # The producer rewrote the slot while the callback read it.
+            self.counts[status] -= 1
+            return self._drop('overwritten_while_reading')
+        return status
 
     def _segment_for(self, desc: Descriptor) -> AttachedSegment:
         segment = self._segments.get(desc.shm_name)
@@ -273,6 +344,10 @@ class FrameConsumer:
             line += ' invalid_reasons=' + ','.join(
                 f'{key}:{value}' for key, value in sorted(self.invalid_reasons.items()))
         return line
+
+    def mapped_segments(self) -> list:
+        """Names of the segments mapped now (least recently used first)."""
+        return list(self._segments)
 
     def _drop_segment(self, segment: AttachedSegment) -> None:
         try:

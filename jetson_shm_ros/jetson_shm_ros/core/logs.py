@@ -26,6 +26,6 @@ def get_logger(name: str) -> logging.Logger:
 
 
 # The package logger forwards to the root logger like any plain logger, until a node routes it
-# to its own logger (nodes/ros_common.route_core_logs() turns propagation off again). Done once,
-# here, so that a module imported later (core.gpu is imported on demand) does not undo routing.
+# to its own logger (ros/logs.route_core_logs() turns propagation off again). Done once, here,
+# so that a module imported later (core.gpu_backend is imported on demand) does not undo routing.
 get_logger(PACKAGE_LOGGER)

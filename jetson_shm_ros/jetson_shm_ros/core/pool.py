@@ -373,6 +373,15 @@ class SlotPool(_Mapping):
         self._next_slot = (slot + 1) % self.slot_count
         return sequence
 
+    def abort_write(self, slot: int) -> None:
+        """
+        Give up a write: the slot then holds no frame (sequence 0) and is the next one written.
+
+        Its old sequence is not restored: the old frame's bytes are partly overwritten, and a
+        reader holding the old descriptor must see the slot as overwritten.
+        """
+        self._seq[slot] = 0
+
     def all_released(self) -> bool:
         """Tell whether every live reader released every published slot (for a clean exit)."""
         return all(not self._readers_behind(slot, int(self._seq[slot]))[0]

@@ -1,13 +1,13 @@
 """
-Producer and consumer peers over Cyclone DDS, wrapping core.frames like the rclpy nodes do.
+Producer and consumer peers over Cyclone DDS: adapters of core.roles, like the rclpy nodes.
 
-Same per-frame protocol (core.frames), same topic, type and QoS as the nodes: a peer here and
-a node there exchange descriptors as if both were ROS 2 nodes.
+Same per-frame protocol (core.frames), same options (core.options), same behaviour
+(core.roles), same topic, type and QoS as the nodes: a peer here and a node there exchange
+descriptors as if both were ROS 2 nodes.
 """
 
-from dataclasses import dataclass
 import time
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional
 
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
@@ -19,51 +19,16 @@ from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
 from jetson_shm_ros.core.frames import FrameConsumer, FrameProducer
 from jetson_shm_ros.core.logs import get_logger
+from jetson_shm_ros.core.options import parse_options
+from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import (
     create_participant, describe_qos, descriptor_qos, resolve_topic)
 
 RMW = 'cyclonedds (ROS-free)'
-DEFAULT_TOPIC = 'jetson_shm/descriptors'
 _POLL_S = 0.1
 _ANY_NOT_READ = SampleState.NotRead | ViewState.Any | InstanceState.Any
-
-
-@dataclass
-class ProducerOptions:
-    """The producer node's parameters, same names and defaults."""
-
-    topic: str = DEFAULT_TOPIC
-    shm_name: str = ''
-    slots: int = 4
-    dtype: str = 'uint8'
-    shape: Sequence[int] = (1080, 1920, 3)
-    rate_hz: float = 30.0
-    frames: int = 0
-    policy: str = 'latest'
-    checksum: bool = True
-    backend: str = 'auto'
-    mode: str = 'zero_copy'
-    wait_for_consumers: int = 0
-    release_timeout_s: float = 1.0
-    frame_id: str = ''
-    status_period_s: float = 5.0
-    namespace: str = '/'
-
-
-@dataclass
-class ConsumerOptions:
-    """The consumer node's parameters, same names and defaults."""
-
-    topic: str = DEFAULT_TOPIC
-    frames: int = 0
-    idle_timeout_s: float = 0.0
-    queue_depth: int = 16
-    backend: str = 'auto'
-    mode: str = 'zero_copy'
-    allow_group_access: bool = False
-    status_period_s: float = 5.0
-    namespace: str = '/'
 
 
 class _Endpoint:
@@ -92,114 +57,124 @@ def from_sample(sample) -> Descriptor:
     return from_wire(sample, stamp.sec, stamp.nanosec, sample.header.frame_id)
 
 
+def _backend_words(backend) -> str:
+    return (f'backend={backend.name} mode={backend.mode} device="{backend.device}" '
+            f'pointer={backend.pointer_source}')
+
+
 def _fully_qualified(namespace: str, node: str) -> str:
     return '/' + '/'.join(part for part in namespace.strip('/').split('/') + [node] if part)
 
 
 class DdsProducer:
-    """The producer node's behaviour on a Cyclone DDS writer."""
+    """The producer role on a Cyclone DDS writer."""
 
     name = 'producer'
 
-    def __init__(self, options: ProducerOptions):
-        """Create the segment and the writer, and log the start-up line."""
-        self.options = options
+    def __init__(self, options: Mapping[str, Any], namespace: str = '/'):
+        """
+        Create the segment and the writer, and log the start-up line.
+
+        :param options: PRODUCER_OPTIONS values as given (checked here; defaults filled in)
+        :param namespace: the node namespace a rclpy producer would have
+        :raises OptionError: for a value outside its option's range or choices
+        """
+        options = parse_options(PRODUCER_OPTIONS, options)
         self.log = get_logger(self.name)
-        self.finished = False
         self.stream: Optional[FrameProducer] = None
-        shm_name = options.shm_name or \
-            '/jetson_shm_ros' + _fully_qualified(options.namespace, self.name).replace('/', '.')
-        backend = select_backend(options.backend, options.mode)
-        self.endpoint = _Endpoint(options.topic, options.namespace, self.name)
+        shm_name = options['shm_name'] or \
+            '/jetson_shm_ros' + _fully_qualified(namespace, self.name).replace('/', '.')
+        backend = select_backend(options['backend'], options['mode'])
+        self.endpoint = _Endpoint(options['topic'], namespace, self.name)
         self.stream = FrameProducer(
-            shm_name, options.slots, options.dtype, options.shape, policy=options.policy,
-            checksum=options.checksum, backend=backend,
-            release_timeout_s=options.release_timeout_s,
-            required_readers=options.wait_for_consumers)
+            shm_name, options['slots'], options['dtype'], options['shape'],
+            policy=options['policy'], checksum=options['checksum'], backend=backend,
+            release_timeout_s=options['release_timeout_s'],
+            required_readers=options['wait_for_consumers'], encoding=options['encoding'])
         self.writer = DataWriter(self.endpoint.participant, self.endpoint.topic,
-                                 qos=descriptor_qos(options.slots))
+                                 qos=descriptor_qos(options['slots']))
+        self.role = ProducerRole(
+            options, self.log, self.endpoint.ros_topic, subscriptions=self.matched,
+            write_frame=self._write_frame, all_released=self.stream.all_released,
+            details=self._details)
+        stream = self.stream
+        encoding = ' ' + stream.encoding if stream.encoding else ''
+        # The same words as ShmPublisher's start-up line.
         self.log.info(
-            f'rmw={RMW} backend={backend.name} mode={backend.mode} '
-            f'device="{backend.device}" pointer={backend.pointer_source} '
-            f'policy={options.policy} qos="{describe_qos(options.slots)}" '
-            f'topic={self.endpoint.ros_topic} segment={shm_name} '
-            f'frame={self.stream.dtype}{self.stream.shape} ({self.stream.nbytes} B) '
-            f'slots={options.slots} rate={options.rate_hz} Hz '
-            f'frames={options.frames or "endless"}')
+            f'shm publisher: rmw={RMW} topic={self.endpoint.ros_topic} segment={shm_name} '
+            f'{_backend_words(backend)} policy={options["policy"]} '
+            f'qos="{describe_qos(options["slots"])}" frame={stream.dtype}{stream.shape} '
+            f'({stream.nbytes} B){encoding} slots={options["slots"]}')
+        self.log.info(self.role.startup_line())
 
     def matched(self) -> int:
         """Subscriptions (rclpy or Cyclone) matched by the writer right now."""
         return self.writer.get_publication_matched_status().current_count
 
+    def _write_frame(self) -> bool:
+        desc = self.stream.try_write_pattern(time.time_ns(), self.role.options['frame_id'])
+        if desc is None:
+            return False
+        self.writer.write(self.endpoint.to_sample(desc))
+        return True
+
+    def _details(self) -> Mapping[str, int]:
+        return dict(readers=len(self.stream.pool.readers()), **self.stream.pool.counters)
+
     def run(self) -> int:
-        """Publish at rate_hz until `frames` were sent and released (or forever)."""
-        options, stream = self.options, self.stream
-        period = 1.0 / options.rate_hz
-        next_tick = last_status = time.monotonic()
-        waiting_logged = False
-        drain_deadline = None
-        while True:
-            now = time.monotonic()
-            if options.frames and stream.frames_published >= options.frames:
-                if drain_deadline is None:
-                    drain_deadline = now + options.release_timeout_s * options.slots
-                if stream.all_released() or now > drain_deadline:
-                    return 0
-            elif self.matched() < options.wait_for_consumers:
-                if not waiting_logged:
-                    self.log.info(f'waiting for {options.wait_for_consumers} subscription(s) '
-                                  f'on {self.endpoint.ros_topic}')
-                    waiting_logged = True
-            else:
-                desc = stream.try_write_pattern(time.time_ns(), options.frame_id)
-                if desc is not None:
-                    self.writer.write(self.endpoint.to_sample(desc))
-            if now - last_status >= options.status_period_s:
-                last_status = now
-                self.log.info(self.status())
-            next_tick = max(next_tick + period, time.monotonic())
+        """Tick the role at rate_hz until it is finished (or forever)."""
+        next_tick = time.monotonic()
+        while not self.role.finished:
+            self.role.tick()
+            next_tick = max(next_tick + self.role.period_s, time.monotonic())
             time.sleep(max(0.0, next_tick - time.monotonic()))
+        return self.role.exit_code
 
-    def status(self) -> str:
-        """Return the node's status text."""
-        stream = self.stream
-        return (f'published={stream.frames_published} waits={stream.waits} '
-                f'subscriptions={self.matched()} readers={len(stream.pool.readers())} ' +
-                ' '.join(f'{key}={value}' for key, value in stream.pool.counters.items()))
-
-    def shutdown(self, interrupted: bool) -> None:
-        """Let reliable readers get the last descriptors, then unlink the segment."""
+    def shutdown(self, interrupted: bool) -> int:
+        """Let reliable readers get the last descriptors, unlink the segment; return 0."""
         if self.stream is None:
-            return
+            return self.role.exit_code
         try:
             if not interrupted:
                 self.writer.wait_for_acks(duration(seconds=1))
-            self.log.info('done: ' + self.status())
+            self.log.info(self.role.done_line())
         finally:
             self.stream.close()
             self.stream = None
+        return self.role.exit_code
 
 
 class DdsConsumer:
-    """The consumer node's behaviour on a Cyclone DDS reader."""
+    """The consumer role on a Cyclone DDS reader."""
 
     name = 'consumer'
 
-    def __init__(self, options: ConsumerOptions):
-        """Subscribe and log the start-up line."""
+    def __init__(self, options: Mapping[str, Any], namespace: str = '/'):
+        """
+        Subscribe and log the start-up line.
+
+        :param options: CONSUMER_OPTIONS values as given (checked here; defaults filled in)
+        :param namespace: the node namespace a rclpy consumer would have
+        :raises OptionError: for a value outside its option's range or choices
+        """
+        options = parse_options(CONSUMER_OPTIONS, options)
         self.options = options
         self.log = get_logger(self.name)
         self.stream: Optional[FrameConsumer] = None
-        self.exit_code = 0
-        backend = select_backend(options.backend, options.mode)
-        self.endpoint = _Endpoint(options.topic, options.namespace, self.name)
-        self.stream = FrameConsumer(backend, allow_group_access=options.allow_group_access)
+        backend = select_backend(options['backend'], options['mode'])
+        self.endpoint = _Endpoint(options['topic'], namespace, self.name)
+        self.stream = FrameConsumer(backend, allow_group_access=options['allow_group_access'],
+                                    verify=options['verify'])
         self.reader = None
+        self.role = ConsumerRole(options, self.log, self.endpoint.ros_topic,
+                                 counts=lambda: self.stream.counts,
+                                 summary=self.stream.summary)
+        # The same words as ShmSubscription's start-up line.
         self.log.info(
-            f'rmw={RMW} backend={backend.name} mode={backend.mode} '
-            f'device="{backend.device}" pointer={backend.pointer_source} '
-            f'policy=from-producer qos="{describe_qos(options.queue_depth)}" '
-            f'topic={self.endpoint.ros_topic} frames={options.frames or "endless"}')
+            f'shm subscription: rmw={RMW} topic={self.endpoint.ros_topic} '
+            f'{_backend_words(backend)} verify={options["verify"]} '
+            f'qos="{describe_qos(options["queue_depth"])}"')
+        self.log.info(self.role.startup_line())
 
     def _subscribe_once_a_publisher_is_known(self) -> None:
         """
@@ -224,41 +199,30 @@ class DdsConsumer:
                 logged = True
             waitset.wait(duration(seconds=_POLL_S))
         self.reader = DataReader(participant, self.endpoint.topic,
-                                 qos=descriptor_qos(self.options.queue_depth))
+                                 qos=descriptor_qos(self.options['queue_depth']))
 
     def run(self) -> int:
-        """Handle descriptors until `frames` arrived, the producer went idle, or forever."""
-        options, stream = self.options, self.stream
+        """Handle descriptors until the role is finished (frame limit, idle producer)."""
         self._subscribe_once_a_publisher_is_known()
         waitset = WaitSet(self.endpoint.participant)
         waitset.attach(ReadCondition(self.reader, _ANY_NOT_READ))
-        last_descriptor = None
-        last_status = time.monotonic()
-        while True:
+        while not self.role.finished:
             waitset.wait(duration(seconds=_POLL_S))
-            for sample in self.reader.take(N=max(options.queue_depth, 16)):
+            for sample in self.reader.take(N=max(self.options['queue_depth'], 16)):
                 if not isinstance(sample, self.endpoint.sample_type):
                     continue  # an instance-state change (writer gone), not data
-                stream.handle(from_sample(sample))
-                last_descriptor = time.monotonic()
-                if options.frames and stream.counts['received'] >= options.frames:
-                    return 0
-            now = time.monotonic()
-            if options.idle_timeout_s and last_descriptor is not None and \
-                    now - last_descriptor > options.idle_timeout_s:
-                self.log.warning(f'no descriptor for {options.idle_timeout_s} s: the producer '
-                                 'seems gone; exiting')
-                return 0
-            if now - last_status >= options.status_period_s:
-                last_status = now
-                self.log.info('status: ' + stream.summary())
+                self.stream.handle(from_sample(sample))
+                if self.role.poll():
+                    break
+            self.role.tick()
+        return 0
 
-    def shutdown(self, interrupted: bool) -> None:
-        """Log the summary line, unpin and unmap."""
+    def shutdown(self, interrupted: bool) -> int:
+        """Log the summary line, unpin and unmap; return the exit code (1: invalid input)."""
         if self.stream is None:
-            return
-        self.log.info('summary: ' + self.stream.summary())
-        if self.stream.counts['invalid']:
-            self.exit_code = 1
-        self.stream.close()
-        self.stream = None
+            return self.role.exit_code
+        try:
+            return self.role.finish()
+        finally:
+            self.stream.close()
+            self.stream = None

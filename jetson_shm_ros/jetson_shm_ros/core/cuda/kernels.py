@@ -1,5 +1,5 @@
 """
-The CUDA kernels behind the GPU backends, compiled once per process through CuPy (NVRTC).
+The production CUDA kernels of the GPU backends, compiled once per device through CuPy (NVRTC).
 
 Every kernel takes raw device addresses, so the same code runs on pinned host memory mapped
 into the device (zero-copy), on CUDA IPC device memory, and on private device buffers.
@@ -10,17 +10,17 @@ into the device (zero-copy), on CUDA IPC device memory, and on private device bu
   block sums (one kernel launch, no memset, no host round trip before the result).
 - `fill`: exactly the bytes of core.payload.fill_pattern: word i = (i + frame * 0x9E3779B1)
   mod 2**32, tail bytes = frame & 0xff, stored 16 bytes at a time.
-- `copy`: a plain 16-byte copy (the benchmark's reference for how fast a kernel can write).
 
 Payloads whose address is not 16-byte aligned (never the case for slot starts) take
-byte-wise kernels that compute the same values.
+byte-wise kernels that compute the same values. Kernels that only tests and benchmarks use
+live in tool_kernels, so no library process compiles them.
 
-Imported only by jetson_shm_ros.core.gpu, after CuPy was found.
+CuPy is imported when a module is compiled, not when this module is imported.
 """
 
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
-import cupy
+from jetson_shm_ros.core.cuda.runtime import call, import_cupy
 from jetson_shm_ros.core.payload import FRAME_STRIDE
 import numpy as np
 
@@ -170,61 +170,41 @@ extern "C" __global__ void fill_bytes(u64 address, u64 nbytes, u32 offset, u32 t
         p[k] = k < whole ? (unsigned char)(w >> (8 * (k & 3))) : (unsigned char)tail;
     }
 }
-
-// dst[i] = src[i] for 16-byte aligned buffers (nbytes a multiple of 16).
-extern "C" __global__ void copy16(u64 dst_address, u64 src_address, u64 nbytes) {
-    uint4* dst = (uint4*)dst_address;
-    const uint4* src = (const uint4*)src_address;
-    const u64 nvec = nbytes >> 4;
-    const u64 stride = (u64)gridDim.x * blockDim.x;
-    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < nvec; i += stride)
-        dst[i] = src[i];
-}
-
-// Tests only: keep rewriting the words of [address, address + nbytes) with garbage for
-// `nanoseconds`, as a writer still busy with a slot would. Launch at most one block per SM.
-extern "C" __global__ void scribble(u64 address, u64 nbytes, u64 nanoseconds) {
-    u32* p = (u32*)address;
-    const u64 nwords = nbytes >> 2;
-    const u64 stride = (u64)gridDim.x * blockDim.x;
-    u64 start, now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-    u32 pass = 0;
-    do {
-        for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < nwords; i += stride)
-            p[i] = 0x5A5A5A5Au ^ (u32)i ^ (pass * 0x01000193u);
-        ++pass;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    } while (now - start < nanoseconds);
-}
 """
 
-KERNEL_NAMES = ('checksum16', 'checksum_bytes', 'fill16', 'fill_bytes', 'copy16', 'scribble')
+KERNEL_NAMES = ('checksum16', 'checksum_bytes', 'fill16', 'fill_bytes')
+
+# Compiled production kernels by device ordinal: one compile per device and process.
+_cache: Dict[int, 'Kernels'] = {}
 
 
-class Kernels:
-    """The compiled module and launch helpers; every launch goes to the stream it is given."""
+class KernelModule:
+    """One compiled CUDA source and its launch shape; every launch goes to the given stream."""
 
-    def __init__(self, device_id: int, sm_count: int, threads: int = THREADS,
-                 blocks_per_sm: int = BLOCKS_PER_SM, defines: Optional[dict] = None):
+    def __init__(self, source: str, names: Sequence[str], device_id: int, sm_count: int,
+                 threads: int = THREADS, blocks_per_sm: int = BLOCKS_PER_SM,
+                 defines: Optional[dict] = None):
         """
-        Compile (or load from CuPy's cache) the kernels for one device.
+        Compile (or load from CuPy's cache) `source` for one device.
 
+        :param source: CUDA C++ with extern "C" kernels
+        :param names: the kernels to look up in it
         :param device_id: CUDA device ordinal
         :param sm_count: the device's multiprocessor count (sizes the grids)
         :param threads: threads per block (a multiple of 32, at most 1024)
         :param blocks_per_sm: resident blocks per multiprocessor the grids aim for
-        :param defines: preprocessor macros (UNROLL, LOAD_HINT) for tuning experiments
+        :param defines: preprocessor macros
         """
+        cp = import_cupy()
         self.device_id = device_id
         self.sm_count = sm_count
         self.threads = threads
         self.blocks_per_sm = blocks_per_sm
-        macros = {**DEFINES, **(defines or {})}
-        options = ('-std=c++17',) + tuple(f'-D{key}={value}' for key, value in macros.items())
-        with cupy.cuda.Device(device_id):
-            module = cupy.RawModule(code=_SOURCE, options=options)
-            self._functions = {name: module.get_function(name) for name in KERNEL_NAMES}
+        options = ('-std=c++17',) + tuple(f'-D{key}={value}'
+                                          for key, value in (defines or {}).items())
+        with cp.cuda.Device(device_id):
+            module = cp.RawModule(code=source, options=options)
+            self._functions = {name: module.get_function(name) for name in names}
 
     def _grid(self, items: int) -> int:
         return max(1, min((items + self.threads - 1) // self.threads,
@@ -234,10 +214,25 @@ class Kernels:
         with stream:
             self._functions[name]((blocks or self._grid(items),), (self.threads,), args)
 
+
+class Kernels(KernelModule):
+    """The checksum and fill-pattern kernels of one device."""
+
+    def __init__(self, device_id: int, sm_count: int, threads: int = THREADS,
+                 blocks_per_sm: int = BLOCKS_PER_SM, defines: Optional[dict] = None):
+        """
+        Compile the production kernels for one device (use kernels_for() to share them).
+
+        :param defines: macros (UNROLL, LOAD_HINT) over DEFINES, for tuning experiments
+        """
+        super().__init__(_SOURCE, KERNEL_NAMES, device_id, sm_count, threads, blocks_per_sm,
+                         {**DEFINES, **(defines or {})})
+
     def make_scratch(self):
         """Return a zeroed scratch buffer for checksum_async (one per stream that uses it)."""
-        with cupy.cuda.Device(self.device_id):
-            return cupy.zeros(2 + self.sm_count * self.blocks_per_sm, dtype=cupy.uint64)
+        cp = import_cupy()
+        with cp.cuda.Device(self.device_id):
+            return cp.zeros(2 + self.sm_count * self.blocks_per_sm, dtype=cp.uint64)
 
     def checksum_async(self, address: int, nbytes: int, scratch, stream) -> None:
         """
@@ -263,20 +258,12 @@ class Kernels:
             self._launch('fill_bytes', nbytes, (np.uint64(address), np.uint64(nbytes), offset,
                                                 tail), stream)
 
-    def copy_async(self, dst: int, src: int, nbytes: int, stream) -> None:
-        """Queue a kernel copy of nbytes (a multiple of 16, both addresses 16-byte aligned)."""
-        if dst % 16 or src % 16 or nbytes % 16:
-            raise ValueError('copy_async needs 16-byte aligned addresses and sizes')
-        self._launch('copy16', nbytes // 16,
-                     (np.uint64(dst), np.uint64(src), np.uint64(nbytes)), stream)
 
-    def spin_async(self, seconds: float, stream) -> None:
-        """Queue a one-block kernel that only waits `seconds` (benchmarks queue work behind it)."""
-        self._launch('scribble', 1, (np.uint64(0), np.uint64(0), np.uint64(int(seconds * 1e9))),
-                     stream, blocks=1)
-
-    def scribble_async(self, address: int, nbytes: int, seconds: float, stream) -> None:
-        """Queue a kernel that keeps overwriting the range with garbage for `seconds` (tests)."""
-        self._launch('scribble', nbytes // 4, (np.uint64(address), np.uint64(nbytes),
-                                               np.uint64(int(seconds * 1e9))),
-                     stream, blocks=self.sm_count)
+def kernels_for(device_id: int, sm_count: int) -> Kernels:
+    """Return the production kernels of a device, compiled on first use in this process."""
+    kernels = _cache.get(device_id)
+    if kernels is None:
+        kernels = call('NVRTC compile of the jetson_shm_ros kernels', Kernels, device_id,
+                       sm_count)
+        _cache[device_id] = kernels
+    return kernels

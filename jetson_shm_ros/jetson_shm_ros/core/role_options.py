@@ -1,0 +1,135 @@
+"""
+The options of each role: producer, consumer, image_filter (see core.options for the type).
+
+Options that several roles share are written once here and reused, with their own
+description where the meaning shifts (e.g. `frames` to send vs to handle).
+"""
+
+from dataclasses import replace
+from typing import Tuple
+
+from jetson_shm_ros.core.backend import BACKENDS, MODES
+from jetson_shm_ros.core.image_encodings import encoding_layout
+from jetson_shm_ros.core.options import Option
+from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype
+from jetson_shm_ros.core.pool import MAX_READERS, MAX_SLOTS, POLICIES
+from jetson_shm_ros.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+DEFAULT_TOPIC = 'jetson_shm/descriptors'
+
+
+def _check_dtype(value: str) -> None:
+    normalize_dtype(value)
+
+
+def _check_encoding(value: str) -> None:
+    if value:  # empty: a plain tensor
+        encoding_layout(value)
+
+
+def _three(values) -> None:
+    if len(values) != 3:
+        raise ValueError(f'need one value per channel (3), got {len(values)}')
+
+
+_POSITIVE_S = {'minimum': 0.001, 'maximum': 100000.0}
+
+TOPIC = Option('topic', str, DEFAULT_TOPIC,
+               'Descriptor topic (relative names follow the node namespace; remapping works too)')
+SHM_NAME = Option('shm_name', str, '', 'POSIX shared-memory name, e.g. /jetson_shm_ros.camera; '
+                  'empty: derived from the node name')
+SLOTS = Option('slots', int, 4, 'Slots in the segment = frames in flight',
+               minimum=1, maximum=MAX_SLOTS)
+FRAMES = Option('frames', int, 0, 'Frames to send before exiting; 0 = endless',
+                minimum=0, maximum=2**62)
+POLICY = Option('policy', str, 'latest', 'latest: never block, slow consumers drop frames; '
+                'reliable: reuse a slot only after every consumer released it',
+                choices=tuple(POLICIES))
+WAIT_FOR_CONSUMERS = Option(
+    'wait_for_consumers', int, 0, 'Do not publish before this many subscriptions matched; '
+    'reliable policy: also wait for this many consumers before reusing a slot',
+    minimum=0, maximum=MAX_READERS)
+QUEUE_DEPTH = Option('queue_depth', int, 16,
+                     "Descriptor queue depth; keep it at least the producer's slot count",
+                     minimum=1, maximum=MAX_SLOTS)
+BACKEND = Option('backend', str, 'auto', 'Where frames live and are computed on',
+                 choices=BACKENDS)
+MODE = Option('mode', str, 'zero_copy',
+              'zero_copy: compute on the mapped slot; copy: copy it to device memory first',
+              choices=MODES)
+STATUS_PERIOD_S = Option('status_period_s', float, 5.0, 'Seconds between status log lines',
+                         **_POSITIVE_S)
+
+PRODUCER_OPTIONS: Tuple[Option, ...] = (
+    TOPIC,
+    SHM_NAME,
+    SLOTS,
+    Option('dtype', str, 'uint8', 'Element type, e.g. uint8, uint16, float32',
+           check=_check_dtype),
+    Option('shape', list, [1080, 1920, 3], 'Frame shape in elements, e.g. [480,640,3]',
+           item_type=int, minimum=1, max_items=MAX_DIMS),
+    Option('rate_hz', float, 30.0, 'Frames per second', **_POSITIVE_S),
+    FRAMES,
+    POLICY,
+    Option('checksum', bool, True,
+           'Publish the payload checksum so consumers can verify every byte'),
+    BACKEND,
+    MODE,
+    WAIT_FOR_CONSUMERS,
+    Option('release_timeout_s', float, 1.0, 'Reliable policy: longest wait for a consumer to '
+           'release a slot before it is evicted (logged)', **_POSITIVE_S),
+    Option('encoding', str, '', 'ROS image encoding of the frames (rgb8, mono16, 32FC1, ...) '
+           'or empty for a plain tensor; must agree with dtype and shape',
+           check=_check_encoding),
+    Option('frame_id', str, '', 'header.frame_id of every descriptor'),
+    STATUS_PERIOD_S,
+)
+
+CONSUMER_OPTIONS: Tuple[Option, ...] = (
+    TOPIC,
+    replace(FRAMES, description='Descriptors to handle before exiting; 0 = endless'),
+    Option('idle_timeout_s', float, 0.0, 'Exit when no descriptor arrived for this long '
+           'after the first one; 0 = never', minimum=0.0, maximum=100000.0),
+    QUEUE_DEPTH,
+    BACKEND,
+    MODE,
+    Option('allow_group_access', bool, False,
+           "Accept segments that the owner's group may write (default: owner only)"),
+    Option('verify', bool, True,
+           'Check each payload checksum (when the producer sends one) before accepting it'),
+    STATUS_PERIOD_S,
+)
+
+# What only the rclpy nodes have (the Cyclone DDS peers publish no /diagnostics).
+ROS_NODE_OPTIONS: Tuple[Option, ...] = (
+    Option('diagnostics_period_s', float, 1.0, 'Seconds between /diagnostics reports; 0 = off',
+           minimum=0.0, maximum=3600.0),
+)
+PRODUCER_NODE_OPTIONS = PRODUCER_OPTIONS + ROS_NODE_OPTIONS
+CONSUMER_NODE_OPTIONS = CONSUMER_OPTIONS + ROS_NODE_OPTIONS
+
+# The image_filter stage (an rclpy node only): rgb8/bgr8 in, normalized float32 CHW out.
+IMAGE_FILTER_NODE_OPTIONS: Tuple[Option, ...] = (
+    Option('input_topic', str, 'camera/frames',
+           'Descriptor topic of the input frames (rgb8 or bgr8, shape [h, w, 3])'),
+    Option('output_topic', str, 'camera/tensor',
+           'Descriptor topic of the output tensors (float32, shape [3, h, w])'),
+    replace(SHM_NAME, description='Segment of the output tensors; empty: derived from the node '
+            'name and topic'),
+    Option('output_order', str, 'rgb', 'Channel order of the output tensor (inputs are '
+           'reordered as needed)', choices=('rgb', 'bgr')),
+    Option('mean', list, list(IMAGENET_MEAN), 'Per-channel mean subtracted after scaling to '
+           '[0, 1], output channel order', item_type=float, check=_three),
+    Option('std', list, list(IMAGENET_STD), 'Per-channel standard deviation divided by, '
+           'output channel order', item_type=float, minimum=1e-9, check=_three),
+    replace(SLOTS, description='Slots of the output segment'),
+    replace(POLICY, description='Policy of the output segment: ' + POLICY.description),
+    replace(WAIT_FOR_CONSUMERS, description='Reliable output: consumers to wait for before '
+            'reusing a slot'),
+    Option('output_wait_s', float, 2.0, 'Reliable output: longest wait for a free output slot '
+           'before a frame is skipped; the wait holds the input slot, so back-pressure reaches '
+           'a reliable producer instead of frames being lost', minimum=0.0, maximum=3600.0),
+    BACKEND,
+    MODE,
+    replace(QUEUE_DEPTH, description='Input descriptor queue depth'),
+) + ROS_NODE_OPTIONS

@@ -1,0 +1,11 @@
+"""
+The public rclpy API: ShmPublisher and ShmSubscription, for users' own nodes.
+
+Built on jetson_shm_ros.core (ROS-free); the package's nodes are its thinnest users.
+"""
+
+from jetson_shm_ros.ros.frame_info import FrameInfo
+from jetson_shm_ros.ros.publisher import ShmPublisher
+from jetson_shm_ros.ros.subscription import ShmSubscription
+
+__all__ = ['FrameInfo', 'ShmPublisher', 'ShmSubscription']

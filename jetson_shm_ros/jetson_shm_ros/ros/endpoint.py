@@ -1,0 +1,62 @@
+"""What ShmPublisher and ShmSubscription share: backend choice, lifetime, logs, diagnostics."""
+
+from typing import Callable
+
+from jetson_shm_ros.core.backend import select_backend
+from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, Report
+from jetson_shm_ros.ros.logs import route_core_logs, unroute_core_logs
+from rclpy.node import Node
+
+
+class Endpoint:
+    """Base of the public endpoints: closes with its node, reports on /diagnostics."""
+
+    def __init__(self, node: Node, backend: str, mode: str):
+        self._node = node
+        self._closed = False
+        self._diagnostics = None
+        # The core logs through `logging`; show its lines in this node's log.
+        self._log_handler = route_core_logs(node)
+        self.backend = select_backend(backend, mode)
+        _close_with_node(node, self)
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether close() ran."""
+        return self._closed
+
+    def _start_diagnostics(self, kind: str, topic: str, hardware_id: str, period_s: float,
+                           report: Callable[[], Report], callback_group) -> None:
+        if period_s > 0:
+            self._diagnostics = EndpointDiagnostics(
+                self._node, f'{self._node.get_name()}: {kind} {topic}', hardware_id, period_s,
+                report, callback_group)
+
+    def diagnostic_status(self):
+        """Return the diagnostic_msgs/DiagnosticStatus the next period would publish."""
+        return self._diagnostics.status() if self._diagnostics else None
+
+    def _close_endpoint(self) -> None:
+        if self._diagnostics is not None:
+            self._diagnostics.close()
+        unroute_core_logs(self._log_handler)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - each endpoint defines it
+        raise NotImplementedError
+
+
+def _close_with_node(node: Node, endpoint: Endpoint) -> None:
+    """Make node.destroy_node() close `endpoint` first (segments are unlinked with the node)."""
+    destroy_node = node.destroy_node
+
+    def close_then_destroy(*args, **kwargs):
+        endpoint.close()
+        return destroy_node(*args, **kwargs)
+
+    node.destroy_node = close_then_destroy
