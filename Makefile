@@ -4,10 +4,11 @@
 #   make build   colcon build of jetson_shm_ros_interfaces and jetson_shm_ros into build/ install/ log/
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
+#   make soak    stream 100,000 frames through restarting nodes and check for leaks (SOAK_ARGS)
 #   make clean   remove build/ install/ log/      make distclean   also remove the venv
 #
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
-# LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS.
+# LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS, SOAK_ARGS (e.g. --frames 20000).
 # Another interpreter needs its own venv and workspace, e.g.
 #   make PYTHON=python3.10 VENV=.venv-py310 BUILD_BASE=build-py310 INSTALL_BASE=install-py310 test
 
@@ -43,7 +44,7 @@ ENV_NO_INSTALL := export JSR_ENV_NO_INSTALL=1; $(ENV); unset JSR_ENV_NO_INSTALL
 COLCON_PATHS := --base-paths $(PACKAGES) --build-base $(BUILD_BASE) --install-base $(INSTALL_BASE)
 COLCON_EVENTS := desktop_notification- status-
 
-.PHONY: setup build test demo clean distclean
+.PHONY: setup build test demo soak clean distclean
 
 setup:
 	@$(ENV_NO_INSTALL); \
@@ -108,6 +109,9 @@ test: build
 
 demo: build
 	@$(ENV); "$(ROOT)/scripts/demo.sh"
+
+soak: build
+	@$(ENV); "$$JSR_PYTHON" "$(ROOT)/scripts/soak.py" $(SOAK_ARGS)
 
 clean:
 	cd "$(ROOT)" && rm -rf $(BUILD_BASE) $(INSTALL_BASE) $(LOG_BASE)

@@ -3,8 +3,10 @@ import os
 import shutil
 import tempfile
 
+from setuptools import Extension
 from setuptools import find_packages
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 package_name = 'jetson_shm_ros'
 
@@ -36,6 +38,36 @@ def copy_msg() -> None:
 
 copy_msg()
 
+# Atomics with stated memory order for the sequence lock and slot claims (C11 __atomic builtins;
+# gcc is on every Jetson). Python has no way to express them.
+ATOMICS = Extension(package_name + '.core._atomics',
+                    sources=[os.path.join(package_name, 'core', '_atomics.c')],
+                    extra_compile_args=['-std=gnu11', '-O2', '-Wall'])
+
+
+class BuildExtAndSourceCopy(build_ext):
+    """
+    Build the extension, then also place it beside the sources (git-ignored).
+
+    `colcon test` runs pytest in the source directory, where `jetson_shm_ros` is the source
+    package, not the installed one: the extension must be importable there too.
+    """
+
+    def run(self):
+        super().run()
+        if self.inplace:
+            return
+        for extension in self.extensions:
+            built = self.get_ext_fullpath(extension.name)
+            target = os.path.join(HERE, *extension.name.split('.')[:-1], os.path.basename(built))
+            # Atomically: a process may have the old file mapped, builds may run in parallel.
+            handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target), suffix='.tmp')
+            os.close(handle)
+            shutil.copyfile(built, temporary)
+            os.chmod(temporary, 0o755)
+            os.replace(temporary, target)
+
+
 setup(
     name=package_name,
     version='0.1.0',
@@ -47,8 +79,10 @@ setup(
         (os.path.join('share', package_name, 'launch'), glob(os.path.join('launch', '*.py'))),
         (os.path.join('share', package_name, 'config'), glob(os.path.join('config', '*.yaml'))),
     ],
+    ext_modules=[ATOMICS],
+    cmdclass={'build_ext': BuildExtAndSourceCopy},
     install_requires=['setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='jetson_shm_ros maintainers',
     maintainer_email='maintainers@jetson-shm-ros.dev',
     description='Zero-copy frame transport for ROS 2 on NVIDIA Jetson: payloads in POSIX '

@@ -35,7 +35,7 @@ from jetson_shm_ros.core import gpu_backend  # noqa: E402
 from jetson_shm_ros.core.cuda import tool_kernels  # noqa: E402
 from jetson_shm_ros.core.cuda.runtime import MEMCPY_DEFAULT  # noqa: E402
 from jetson_shm_ros.core.payload import checksum_words, expected_pattern_checksum  # noqa: E402
-from jetson_shm_ros.core.pool import SlotPool  # noqa: E402
+from jetson_shm_ros.core.slot_pool import SlotPool  # noqa: E402
 import numpy as np  # noqa: E402
 
 MIB = 1 << 20

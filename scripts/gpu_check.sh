@@ -2,7 +2,7 @@
 # GPU check of jetson_shm_ros: run it from a clean checkout on any machine with an NVIDIA GPU,
 # CuPy (cupy-cuda12x / cupy-cuda13x), NumPy and pytest; cuda-python and PyTorch are optional
 # (the tests that need them say so when they skip). No ROS build is needed: the ROS-free core
-# is imported straight from the source tree.
+# is imported straight from the source tree (its small C extension is built in place first).
 #
 #   scripts/gpu_check.sh
 #
@@ -15,6 +15,13 @@ PYTHON="$(command -v "${PYTHON:-python3}")" || { echo "gpu_check: no ${PYTHON:-p
 case "$PYTHON" in /*) ;; *) PYTHON="$PWD/$PYTHON" ;; esac
 export PYTHONPATH="$ROOT/jetson_shm_ros${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
+
+# The core needs its atomics extension (jetson_shm_ros.core._atomics): build it beside the sources.
+echo "== build jetson_shm_ros.core._atomics in place"
+build_temp="$(mktemp -d)"  # keeps the checkout free of build/ files
+(cd "$ROOT/jetson_shm_ros" && "$PYTHON" setup.py -q build_ext --inplace --build-temp "$build_temp") || {
+  echo "gpu_check: cannot build the atomics extension (needs gcc, setuptools and Python.h)"; exit 1; }
+rm -rf "$build_temp"
 
 echo "== GPU"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \

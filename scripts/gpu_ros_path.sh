@@ -12,6 +12,9 @@
 # uint8 = 4 MiB), RATE_HZ (200.0), CASES ("pinned:zero_copy pinned:copy cuda_ipc:zero_copy
 # cuda_ipc:copy"). A working ROS 2 environment can be reused with SKIP_SETUP=1 (then `colcon`
 # and the ROS packages must already be on the paths).
+# SOAK_FRAMES=20000 then also runs scripts/soak.py through the same installed nodes with
+# SOAK_BACKEND (pinned): a consumer restarting every SOAK_FRAMES/4 frames, the producer every
+# SOAK_FRAMES/2, fds, mappings, RSS and the GPU resources each process reports checked for growth.
 # Exit status: non-zero unless every consumer verified every frame and none was invalid.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,5 +64,14 @@ for case in $CASES; do
     failed=1
   fi
 done
+SOAK_FRAMES="${SOAK_FRAMES:-0}"
+if [ "$SOAK_FRAMES" -gt 0 ]; then
+  export ROS_DOMAIN_ID=$((100 + RANDOM % 100))
+  step "soak: $SOAK_FRAMES frames, backend ${SOAK_BACKEND:-pinned} (domain $ROS_DOMAIN_ID)"
+  "$VENV/bin/python" "$ROOT/scripts/soak.py" --bin "$BIN" --backend "${SOAK_BACKEND:-pinned}" \
+    --frames "$SOAK_FRAMES" --consumer-restart $((SOAK_FRAMES / 4)) \
+    --producer-restart $((SOAK_FRAMES / 2)) --shape "${SOAK_SHAPE:-[256,1024,4]}" \
+    --rate-hz 1000 2>&1 | tee "$LOGS/soak.log" || failed=1
+fi
 if [ "$failed" -eq 0 ]; then echo "gpu_ros_path: OK"; else echo "gpu_ros_path: FAILED"; fi
 exit "$failed"

@@ -23,7 +23,7 @@ from jetson_shm_ros.core.cuda.device import DeviceInfo
 from jetson_shm_ros.core.cuda.kernels import Kernels
 from jetson_shm_ros.core.cuda.runtime import MEMCPY_DEFAULT
 from jetson_shm_ros.core.payload import expected_pattern_checksum
-from jetson_shm_ros.core.pool import SlotPool
+from jetson_shm_ros.core.slot_pool import SlotPool
 
 HINTS = {0: 'plain', 1: 'L2::256B', 2: 'nc.L2::256B', 3: 'ldcs', 4: 'L2::128B'}
 SHAPES = [(256, 4), (256, 8), (512, 2), (512, 4), (1024, 1), (1024, 2)]

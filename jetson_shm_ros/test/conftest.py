@@ -64,9 +64,12 @@ def processes():
 def context():
     """Give a test its own rclpy context on a domain of its own, as rclpy's own tests do."""
     # Imported here: the ROS-free tests never load rclpy.
-    from api_fixtures import new_context
+    import random
+
     import rclpy
 
-    ctx = new_context()
+    ctx = rclpy.Context()
+    # A domain of its own: other ROS 2 graphs on this host must not leak into the test.
+    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
     yield ctx
     rclpy.try_shutdown(context=ctx)

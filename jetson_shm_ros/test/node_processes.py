@@ -7,7 +7,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from ament_index_python.packages import get_package_prefix
 
@@ -64,10 +64,12 @@ def ros_args(params: Dict[str, object]) -> List[str]:
 class NodeProcess:
     """One node executable running in its own process, its output kept in a file."""
 
-    def __init__(self, name: str, params: Dict[str, object], env: Dict[str, str]):
+    def __init__(self, name: str, params: Dict[str, object], env: Dict[str, str],
+                 prefix: Sequence[str] = ()):
+        """:param prefix: a command that runs the executable, e.g. ['unshare', '-m', ...]."""
         self.name = name
         self._log = tempfile.TemporaryFile(mode='w+')
-        self.popen = subprocess.Popen([executable(name)] + ros_args(params), env=env,
+        self.popen = subprocess.Popen([*prefix, executable(name)] + ros_args(params), env=env,
                                       stdout=self._log, stderr=subprocess.STDOUT)
 
     def output(self) -> str:

@@ -11,7 +11,7 @@ from jetson_shm_ros.core.backend_protocol import Backend
 from jetson_shm_ros.core.errors import ArrayMismatch, ShmRosError
 from jetson_shm_ros.core.gpu_backend import GpuBackend
 from jetson_shm_ros.core.payload import checksum_words
-from jetson_shm_ros.core.pool import SlotPool
+from jetson_shm_ros.core.slot_pool import SlotPool
 import numpy as np
 import pytest
 

@@ -5,10 +5,12 @@ import multiprocessing
 import os
 
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_CUDA_IPC
+from jetson_shm_ros.core.errors import SegmentError
 from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, MAX_MAPPED_SEGMENTS, UNVERIFIED, VERIFIED)
 from jetson_shm_ros.core.payload import expected_pattern_checksum
-from jetson_shm_ros.core.pool import SHM_DIR, SlotPool
+from jetson_shm_ros.core.segment import SHM_DIR
+from jetson_shm_ros.core.slot_pool import SlotPool
 import numpy as np
 import pytest
 
@@ -104,14 +106,33 @@ def test_overwritten_slot_is_dropped_before_reading(producer, consumer):
     assert consumer.drop_reasons['overwritten_before_read'] == 1
 
 
-def test_torn_write_during_read_is_dropped_not_verified(producer, consumer):
+def test_a_claimed_slot_is_not_rewritten_while_the_callback_reads_it(producer, consumer):
+    desc = producer.try_write_pattern()
+    seen = {}
+
+    def producer_runs_meanwhile(array, _):
+        with pytest.raises(SegmentError) as refused:
+            producer.pool.begin_write(desc.slot)  # a writer tries this slot mid-read
+        seen['reason'] = refused.value.reason
+        seen['others'] = [producer.try_write_pattern().slot for _ in range(4)]
+        seen['sum'] = int(array.view(np.uint32).astype(np.uint64).sum())
+
+    consumer.process = producer_runs_meanwhile
+    assert consumer.handle(desc) == VERIFIED, consumer.summary()
+    assert seen['reason'] == 'slot_claimed'
+    assert desc.slot not in seen['others'], 'latest writes the other slots instead'
+    assert seen['sum'] == desc.checksum, 'the callback saw the frame as published'
+    assert producer.try_write_pattern().slot == desc.slot, 'free again after the callback'
+
+
+def test_a_writer_ignoring_claims_is_caught_by_the_sequence_lock(producer, consumer):
     desc = producer.try_write_pattern()
 
-    def producer_overwrites_meanwhile(array, _):
-        producer.pool.begin_write(desc.slot)  # a writer starts on this slot mid-read
+    def rogue_writer_meanwhile(array, _):
+        producer.pool._sequences.store(desc.slot, desc.sequence + 1)  # odd: writing
         array[...] = 0
 
-    consumer.process = producer_overwrites_meanwhile
+    consumer.process = rogue_writer_meanwhile
     assert consumer.handle(desc) == DROPPED
     assert consumer.drop_reasons['overwritten_while_reading'] == 1
     assert consumer.counts[VERIFIED] == 0

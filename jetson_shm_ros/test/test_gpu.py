@@ -26,7 +26,7 @@ from jetson_shm_ros.core.frames import (
     DROPPED, FrameConsumer, FrameProducer, INVALID, VERIFIED)
 from jetson_shm_ros.core.payload import (
     checksum_words, expected_pattern_checksum, fill_pattern, pattern_words)
-from jetson_shm_ros.core.pool import SHM_DIR
+from jetson_shm_ros.core.segment import SHM_DIR
 import numpy as np
 import pytest
 
@@ -473,6 +473,7 @@ def test_two_processes_gpu_writer_and_gpu_reader_agree(shm_name, name, mode):
 
 def _scribbling_producer(name, shm_name, commands, replies):
     """Spawned producer: publish one frame, then on request let a kernel rewrite its slot."""
+    from jetson_shm_ros.core.errors import SegmentError
     producer = None
     try:
         producer = FrameProducer(shm_name, 2, 'uint8', [1 << 20], policy='latest',
@@ -482,7 +483,11 @@ def _scribbling_producer(name, shm_name, commands, replies):
         backend, pool = producer.backend, producer.pool
         address = backend.device_address(pool, desc.offset, desc.nbytes)
         while commands.get(timeout=TIMEOUT_S) == 'scribble':
-            pool.begin_write(desc.slot)  # a writer owns the slot again (odd sequence) ...
+            try:
+                pool.begin_write(desc.slot)  # a writer owns the slot again (odd sequence) ...
+            except SegmentError as error:
+                replies.put(error.reason)  # ... unless a reader has claimed it
+                continue
             _tools(backend).scribble_async(address, desc.nbytes, 0.5, backend.stream)
             replies.put('scribbling')  # ... and its kernel is writing it right now
             backend.synchronize()
@@ -497,7 +502,7 @@ def _scribbling_producer(name, shm_name, commands, replies):
 
 @needs_gpu
 @pytest.mark.parametrize('name', GPU_BACKENDS)
-def test_reads_overlapping_a_kernel_still_writing_are_dropped_never_verified(shm_name, name):
+def test_a_kernel_never_rewrites_a_claimed_slot_and_stale_reads_drop(shm_name, name):
     ctx = multiprocessing.get_context('spawn')
     commands, replies = ctx.Queue(), ctx.Queue()
     child = ctx.Process(target=_scribbling_producer, args=(name, shm_name, commands, replies))
@@ -510,19 +515,20 @@ def test_reads_overlapping_a_kernel_still_writing_are_dropped_never_verified(shm
 
         def process(array, _):
             commands.put('scribble')
-            reply = _receive(replies, child)
-            assert reply == 'scribbling', reply
-            # Read the slot while the other process's kernel rewrites it.
+            # The consumer holds a claim on the slot while its callback runs.
+            seen['reply'] = _receive(replies, child)
             seen['sum'] = int(array.astype(cupy.uint64).sum())
 
         consumer.process = process
-        assert consumer.handle(desc) == DROPPED, consumer.summary()
-        assert consumer.drop_reasons['overwritten_while_reading'] == 1
-        assert _receive(replies, child) == 'done'
+        assert consumer.handle(desc) == VERIFIED, consumer.summary()
+        assert seen['reply'] == 'slot_claimed', seen
         consumer.process = None
+        commands.put('scribble')  # no claim now: the kernel rewrites the slot
+        assert _receive(replies, child) == 'scribbling'
+        assert _receive(replies, child) == 'done'
         assert consumer.handle(desc) == DROPPED, 'the slot holds a newer write now'
         assert consumer.drop_reasons['overwritten_before_read'] == 1
-        assert consumer.counts[VERIFIED] == 0 and consumer.counts[INVALID] == 0, \
+        assert consumer.counts[VERIFIED] == 1 and consumer.counts[INVALID] == 0, \
             consumer.summary()
         assert 'sum' in seen
         commands.put('stop')
@@ -689,7 +695,7 @@ import sys
 sys.modules['cupy'] = None
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.errors import ArrayMismatch
-from jetson_shm_ros.core.pool import SlotPool
+from jetson_shm_ros.core.slot_pool import SlotPool
 
 
 class DeviceArray:  # what CuPy or PyTorch would offer; never dereferenced here

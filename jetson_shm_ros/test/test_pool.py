@@ -5,8 +5,11 @@ import os
 import signal
 import stat
 
-from jetson_shm_ros.core.pool import (
-    AttachedSegment, layout, MAGIC, MEMORY_HOST_SHM, PAGE_BYTES, SegmentError, SHM_DIR, SlotPool)
+from jetson_shm_ros.core.attachment import AttachedSegment
+from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
+from jetson_shm_ros.core.errors import SegmentError
+from jetson_shm_ros.core.segment import layout, MAGIC, PAGE_BYTES, SHM_DIR
+from jetson_shm_ros.core.slot_pool import SlotPool
 import pytest
 
 
@@ -44,9 +47,10 @@ def test_create_refuses_a_segment_of_a_live_producer(shm_name):
 
 
 def _create_and_die(name, ready):
-    SlotPool.create(name, 2, 64)
+    pool = SlotPool.create(name, 2, 64)  # held: a collected pool unlinks its segment
     ready.set()
     os.kill(os.getpid(), signal.SIGKILL)
+    pool.close()  # never reached
 
 
 def test_stale_segment_of_a_killed_producer_is_replaced(shm_name):

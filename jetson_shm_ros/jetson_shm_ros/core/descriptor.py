@@ -6,6 +6,7 @@ the ROS-free Cyclone DDS peer does the same with its IDL type.
 """
 
 from dataclasses import dataclass
+from numbers import Integral
 import re
 from typing import List
 
@@ -38,6 +39,11 @@ def validate_shm_name(name: str) -> str:
     return name
 
 
+# Integer fields and the bounds of their DataDescriptor.msg types.
+WIRE_INTEGER_LIMITS = {'incarnation': 2**64, 'slot': 2**32, 'sequence': 2**64,
+                       'offset': 2**64, 'nbytes': 2**64, 'checksum': 2**64, 'memory_kind': 2**8}
+
+
 @dataclass
 class Descriptor:
     """Where one frame lies; field meanings and units are those of DataDescriptor.msg."""
@@ -67,6 +73,15 @@ def validate_static(desc: Descriptor) -> None:
     :raises DescriptorError: naming the first rule the descriptor breaks
     """
     validate_shm_name(desc.shm_name)
+    # Python callers (not only the wire types) build descriptors: a negative slot would index
+    # from the end, a negative dimension pair would multiply to a plausible size.
+    for name, limit in WIRE_INTEGER_LIMITS.items():
+        value = getattr(desc, name)
+        if not isinstance(value, Integral) or not 0 <= value < limit:
+            raise DescriptorError('out_of_range', f'{name} {value!r} is not an integer in '
+                                  f'[0, {limit})')
+    if not all(isinstance(dim, Integral) and 0 <= dim < 2**32 for dim in desc.shape):
+        raise DescriptorError('bad_shape', f'shape {list(desc.shape)} needs dims in [0, 2**32)')
     if desc.memory_kind not in MEMORY_KIND_NAMES:
         raise DescriptorError('bad_memory_kind', f'memory_kind {desc.memory_kind} is unknown')
     if desc.memory_kind == MEMORY_CUDA_IPC and \

@@ -9,13 +9,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
+from jetson_shm_ros.core.attachment import AttachedSegment
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
 from jetson_shm_ros.core.image_encodings import check_encoding
 from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype, payload_nbytes
-from jetson_shm_ros.core.pool import AttachedSegment, SlotPool
+from jetson_shm_ros.core.slot_pool import SlotPool
 
 _log = get_logger('jetson_shm_ros.stream')
 
@@ -221,33 +222,56 @@ class FrameConsumer:
                 segment.register(desc.sequence)
             except SegmentError as error:
                 return self._invalid(desc, error.reason, str(error))
+        claimed, frame = False, None
         try:
             try:
-                status = self._read(segment, desc)
-                frame = self.backend.array(segment, desc.offset, desc.nbytes, desc.dtype,
-                                           desc.shape) \
-                    if self.process is not None and status in (VERIFIED, UNVERIFIED) else None
+                status = self._claim(segment, desc)
+                claimed = status is None
+                if claimed:
+                    status = self._read(segment, desc)
+                    if self.process is not None and status in (VERIFIED, UNVERIFIED):
+                        frame = self.backend.array(segment, desc.offset, desc.nbytes,
+                                                   desc.dtype, desc.shape)
             except ShmRosError as error:  # SegmentError, GpuError: count it, keep consuming
                 return self._invalid(desc, error.reason, str(error))
             # Outside the except above: the user's errors are theirs, never "invalid input".
             return status if frame is None else self._deliver(segment, desc, status, frame)
         finally:
-            segment.release(desc.slot, desc.sequence)
+            if claimed:
+                segment.unclaim(desc.slot)
+            # Never release a sequence the slot does not hold yet: a forged descriptor must not
+            # let a reliable producer overwrite frames this reader has not been sent.
+            if desc.sequence <= segment.sequence(desc.slot):
+                segment.release(desc.slot, desc.sequence)
 
-    def _read(self, segment: AttachedSegment, desc: Descriptor) -> str:
+    def _claim(self, segment: AttachedSegment, desc: Descriptor) -> Optional[str]:
+        """
+        Claim the descriptor's slot: the producer will not write it until handle() unclaims.
+
+        The checksum and the callback thus see the frame untouched.
+
+        :return: None when claimed; DROPPED or INVALID (nothing claimed) otherwise
+        """
         current = segment.sequence(desc.slot)
         if current == 0:  # the producer gave up a write into this slot
             return self._drop('overwritten_before_read')
         if current < desc.sequence:
             return self._invalid(desc, 'sequence_ahead', f'slot {desc.slot} holds sequence '
                                  f'{current}, older than the descriptor sequence {desc.sequence}')
-        if current != desc.sequence:
+        if current != desc.sequence or not segment.claim(desc.slot, desc.sequence):
             return self._drop('overwritten_before_read')
+        return None
+
+    def _read(self, segment: AttachedSegment, desc: Descriptor) -> str:
+        """Verify a claimed slot's payload: VERIFIED, UNVERIFIED, DROPPED or INVALID."""
         checksum = self.backend.checksum(segment, desc.offset, desc.nbytes) \
             if desc.checksum_valid and self.verify else None
-        # Sequence lock: if the producer touched the slot meanwhile, what we summed may be torn.
-        if segment.sequence(desc.slot) != desc.sequence:
+        # Sequence lock, a second line of defence: a writer that ignored the claim shows here.
+        if not segment.sequence_unchanged(desc.slot, desc.sequence):
             return self._drop('overwritten_while_reading')
+        if not segment.owner_alive():
+            # A dead producer's frames are stale, whole or not: never counted as verified.
+            return self._drop('producer_gone')
         if checksum is not None and checksum != desc.checksum:
             return self._invalid(desc, 'checksum_mismatch', f'payload sums to {checksum}, '
                                  f'descriptor says {desc.checksum}')
@@ -260,16 +284,17 @@ class FrameConsumer:
         return status
 
     def _deliver(self, segment: AttachedSegment, desc: Descriptor, status: str, frame) -> str:
-        """Hand a checked frame to `process`; its exceptions propagate (rclpy's behaviour)."""
+        """Hand a checked, claimed frame to `process`; its exceptions propagate (as in rclpy)."""
         try:
             self.process(frame, desc)
-            # GPU work process() queued must be done before the slot is given back.
-            self.backend.synchronize()
         except BaseException:
             self.callback_errors += 1
             raise
-        if segment.sequence(desc.slot) != desc.sequence:
-            # The producer rewrote the slot while the callback read it.
+        finally:
+            # GPU work process() queued must be done before the claim ends.
+            self.backend.synchronize()
+        if not segment.sequence_unchanged(desc.slot, desc.sequence):
+            # A writer that ignored the claim rewrote the slot while the callback read it.
             self.counts[status] -= 1
             return self._drop('overwritten_while_reading')
         return status
@@ -309,6 +334,7 @@ class FrameConsumer:
 
     @staticmethod
     def _validate_against(segment: AttachedSegment, desc: Descriptor) -> None:
+        segment.check_size()  # before anything touches the mapping
         if desc.memory_kind != segment.memory_kind:
             raise DescriptorError('memory_kind_mismatch', f'descriptor says '
                                   f'{MEMORY_KIND_NAMES[desc.memory_kind]}, segment holds '

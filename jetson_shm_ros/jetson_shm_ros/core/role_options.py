@@ -12,8 +12,8 @@ from jetson_shm_ros.core.backend import BACKENDS, MODES
 from jetson_shm_ros.core.image_encodings import encoding_layout
 from jetson_shm_ros.core.options import Option
 from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype
-from jetson_shm_ros.core.pool import MAX_READERS, MAX_SLOTS, POLICIES
 from jetson_shm_ros.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from jetson_shm_ros.core.segment import MAX_READERS, MAX_SLOTS, POLICIES
 
 DEFAULT_TOPIC = 'jetson_shm/descriptors'
 

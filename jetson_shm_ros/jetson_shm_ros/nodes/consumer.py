@@ -1,8 +1,8 @@
 """The consumer node: verifies every frame it is told about, through ShmSubscription."""
 
 from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS
-from jetson_shm_ros.core.roles import ConsumerRole
-from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
+from jetson_shm_ros.core.roles import ConsumerRole, fields
+from jetson_shm_ros.nodes.ros_common import gpu_resources, RoleNode, run_node
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.subscription import ShmSubscription
 
@@ -27,7 +27,9 @@ class ConsumerNode(RoleNode):
         subscription = self.shm_subscription
         self.role = ConsumerRole(options, self.get_logger(), subscription.topic,
                                  counts=lambda: subscription.counts,
-                                 summary=subscription.summary)
+                                 summary=lambda: ' '.join(filter(None, [
+                                     subscription.summary(),
+                                     fields(gpu_resources(subscription.backend))])))
         self.get_logger().info(self.role.startup_line())
         self._timer = self.create_timer(_POLL_PERIOD_S, self.role.tick)
 

@@ -5,7 +5,7 @@ from typing import Mapping, Optional
 from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.role_options import PRODUCER_NODE_OPTIONS
 from jetson_shm_ros.core.roles import ProducerRole
-from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
+from jetson_shm_ros.nodes.ros_common import gpu_resources, RoleNode, run_node
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher
 
@@ -49,7 +49,8 @@ class ProducerNode(RoleNode):
 
     def _details(self) -> Mapping[str, int]:
         pool = self.shm_publisher.frame_producer.pool
-        return dict(readers=len(pool.readers()), **pool.counters)
+        return dict(readers=len(pool.readers()), **pool.counters,
+                    **gpu_resources(self.shm_publisher.backend))
 
     def shutdown(self) -> None:
         """Let reliable subscribers get the last descriptors, then unlink the segment."""

@@ -55,3 +55,12 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
         return run_guarded(make_node, _spin, _stop)
     finally:
         rclpy.try_shutdown()
+
+
+def gpu_resources(backend) -> dict:
+    """Return {'gpu_resources': 'key:count,...'} of what a GPU backend holds here, else {}."""
+    if backend.name == 'cpu':
+        return {}
+    from jetson_shm_ros.core.cuda.regions import live_resources
+    return {'gpu_resources': ','.join(
+        f'{key}:{value}' for key, value in sorted(live_resources().items()))}
