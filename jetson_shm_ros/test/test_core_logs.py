@@ -124,3 +124,18 @@ def test_get_logger_propagates_whatever_logger_class_is_installed():
         assert get_logger(name).propagate
     finally:
         logging.setLoggerClass(previous)
+
+
+def test_every_core_and_dds_module_gets_its_logger_from_core_logs():
+    # A module that calls logging.getLogger() itself is silenced again where launch is imported.
+    package = os.path.join(PACKAGE_DIR, 'jetson_shm_ros')
+    offenders = []
+    for folder in ('core', 'dds'):
+        for root, _, files in os.walk(os.path.join(package, folder)):
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                if name.endswith('.py') and path != os.path.join(package, 'core', 'logs.py'):
+                    with open(path, encoding='utf-8') as source:
+                        if 'logging.getLogger(' in source.read():
+                            offenders.append(os.path.relpath(path, package))
+    assert not offenders, f'use jetson_shm_ros.core.logs.get_logger() in {offenders}'
