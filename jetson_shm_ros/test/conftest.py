@@ -14,6 +14,16 @@ def project_segments(prefix: str = TEST_PREFIX) -> list:
     return sorted(name for name in os.listdir(SHM_DIR) if name.startswith(prefix))
 
 
+def pytest_report_header(config):
+    """Name the RMW the ROS tests of this run use: they run under any, and say which."""
+    try:
+        from rclpy.utilities import get_rmw_implementation_identifier
+    except ImportError as error:
+        return f'rmw: none ({error})'
+    chosen = os.environ.get('RMW_IMPLEMENTATION', '(unset: the default)')
+    return f'rmw: {get_rmw_implementation_identifier()} (RMW_IMPLEMENTATION={chosen})'
+
+
 @pytest.fixture
 def shm_name():
     """Yield a fresh segment name and fail the test if the segment outlives it."""

@@ -15,6 +15,7 @@ PACKAGE = 'jetson_shm_ros'
 START_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 120.0
 _SUMMARY = re.compile(r'summary: (.*)')
+_RMW = re.compile(r'\brmw=(\S+)')
 
 
 def executable(name: str) -> str:
@@ -22,6 +23,18 @@ def executable(name: str) -> str:
     path = os.path.join(get_package_prefix(PACKAGE), 'lib', PACKAGE, name)
     assert os.access(path, os.X_OK), f'{path} is not an installed executable'
     return path
+
+
+def expected_rmw() -> str:
+    """Return the RMW that a node started with this environment runs on."""
+    from rclpy.utilities import get_rmw_implementation_identifier
+    return get_rmw_implementation_identifier()
+
+
+def reported_rmw(text: str) -> Optional[str]:
+    """Return the RMW named by a node's start-up line ('rmw=rmw_cyclonedds_cpp ...')."""
+    match = _RMW.search(text)
+    return match.group(1) if match else None
 
 
 def isolated_env(**extra: str) -> Dict[str, str]:

@@ -3,7 +3,8 @@ The ROS-free peers (`python -m jetson_shm_ros.dds`) against the rclpy nodes, bot
 
 Each pair runs as separate processes on an isolated ROS_DOMAIN_ID with
 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (the Cyclone peer then uses loopback and unicast
-discovery, as rmw_cyclonedds_cpp does, and finds the Fast DDS nodes).
+discovery, as rmw_cyclonedds_cpp does, and finds the nodes on whatever RMW this environment
+selects: rmw_fastrtps_cpp, or rmw_cyclonedds_cpp under RMW_IMPLEMENTATION).
 """
 
 import os
@@ -14,7 +15,7 @@ import tempfile
 from typing import Dict
 
 from conftest import SHM_DIR
-from node_processes import isolated_env, NodeProcess, summary
+from node_processes import expected_rmw, isolated_env, NodeProcess, reported_rmw, summary
 
 FRAMES = 40
 FRAME = {'shape': [256, 1024], 'dtype': 'uint32'}  # 1 MiB per frame
@@ -59,7 +60,8 @@ def test_cyclone_producer_to_rclpy_consumer_verifies_every_frame(processes, shm_
     _assert_all_verified(consumer)
     assert 'rmw=cyclonedds (ROS-free)' in producer.output()
     assert 'qos="reliable, keep_last(4), volatile"' in producer.output()
-    assert 'rmw=rmw_fastrtps_cpp' in consumer.output()
+    assert reported_rmw(consumer.output()) == expected_rmw(), consumer.output()
+    print(f'rclpy consumer ran on {expected_rmw()}')
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
@@ -74,6 +76,8 @@ def test_rclpy_producer_to_cyclone_consumer_verifies_every_frame(processes, shm_
     assert producer.finish() == 0, producer.output()
     assert 'rmw=cyclonedds (ROS-free)' in consumer.output()
     assert 'qos="reliable, keep_last(16), volatile"' in consumer.output()
+    assert reported_rmw(producer.output()) == expected_rmw(), producer.output()
+    print(f'rclpy producer ran on {expected_rmw()}')
     assert not os.path.exists(SHM_DIR + shm_name)
 
 

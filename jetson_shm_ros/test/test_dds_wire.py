@@ -3,7 +3,8 @@ Cyclone DDS on the wire: a plain `cyclonedds` participant (not rclpy) reads an r
 
 It subscribes with ROS 2's DDS naming (topic rt/<name>, type
 jetson_shm_ros_interfaces::msg::dds_::DataDescriptor_ derived from the .msg file), maps the
-segment and verifies every frame's checksum, while the producer runs on Fast DDS.
+segment and verifies every frame's checksum, while the producer runs on the RMW this
+environment selects (Fast DDS, or Cyclone DDS under RMW_IMPLEMENTATION=rmw_cyclonedds_cpp).
 """
 
 import os
@@ -19,7 +20,7 @@ from jetson_shm_ros.core.frame_consumer import FrameConsumer
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import create_participant
 from jetson_shm_ros.dds.peers import from_sample
-from node_processes import isolated_env, NodeProcess
+from node_processes import expected_rmw, isolated_env, NodeProcess, reported_rmw
 
 FRAMES = 40
 DEADLINE_S = 60.0
@@ -64,6 +65,8 @@ def test_cyclone_participant_verifies_every_frame_of_an_rclpy_producer(shm_name)
         assert consumer.counts['verified'] == FRAMES, consumer.summary()
         assert len(set(checksums)) == FRAMES  # every frame is a different payload
         assert producer.finish() == 0, producer.output()
+        assert reported_rmw(producer.output()) == expected_rmw(), producer.output()
+        print(f'rclpy producer ran on {expected_rmw()}')
     finally:
         consumer.close()
         producer.stop()

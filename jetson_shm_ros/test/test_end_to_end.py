@@ -4,7 +4,7 @@ import os
 import signal
 
 from conftest import SHM_DIR
-from node_processes import isolated_env, NodeProcess, summary
+from node_processes import expected_rmw, isolated_env, NodeProcess, reported_rmw, summary
 import pytest
 
 
@@ -30,7 +30,9 @@ def test_reliable_stream_verifies_every_frame_and_leaves_no_segment(processes, s
         assert counts is not None, consumer.output()
         assert counts['received'] == frames and counts['verified'] == frames, counts
         assert counts['invalid'] == 0 and counts['dropped'] == 0, counts
-    assert 'rmw=' in producer.output() and 'policy=reliable' in producer.output()
+    assert reported_rmw(producer.output()) == expected_rmw(), producer.output()
+    print(f'producer and consumers ran on {expected_rmw()}')
+    assert 'policy=reliable' in producer.output()
     assert 'qos="reliable, keep_last(4), volatile"' in producer.output()
     assert not os.path.exists(SHM_DIR + shm_name)
 

@@ -6,15 +6,15 @@ are imported only when one is asked for, so CuPy stays optional. Both implement
 core.backend_protocol.Backend.
 """
 
-import logging
 
 from jetson_shm_ros.core.backend_protocol import Backend, MODES
 from jetson_shm_ros.core.cpu_backend import CpuBackend
 from jetson_shm_ros.core.errors import BackendUnavailable
+from jetson_shm_ros.core.logs import get_logger
 
 BACKENDS = ('auto', 'cpu', 'pinned', 'cuda_ipc')
 
-_log = logging.getLogger('jetson_shm_ros.backend')
+_log = get_logger('jetson_shm_ros.backend')
 _fallback_logged = False
 
 

@@ -7,15 +7,15 @@ read frames through it, so the protocol exists exactly once.
 """
 
 from collections import Counter
-import logging
 from typing import Callable, Dict, Optional
 
 from jetson_shm_ros.core.attachment import AttachedSegment
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_KIND_NAMES, validate_static
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError, ShmRosError
+from jetson_shm_ros.core.logs import get_logger
 
-_log = logging.getLogger('jetson_shm_ros.frames')
+_log = get_logger('jetson_shm_ros.frames')
 
 # Segments a consumer keeps mapped at once (one per producer it listens to).
 MAX_MAPPED_SEGMENTS = 8

@@ -7,17 +7,17 @@ a caller's code through a loan), checksums it, and turns it into a Descriptor. T
 """
 
 from dataclasses import dataclass
-import logging
 from typing import Callable, Optional, Sequence
 
 from jetson_shm_ros.core.backend import CpuBackend
 from jetson_shm_ros.core.descriptor import Descriptor
 from jetson_shm_ros.core.errors import DescriptorError
 from jetson_shm_ros.core.image_encodings import check_encoding
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype, payload_nbytes
 from jetson_shm_ros.core.slot_pool import SlotPool
 
-_log = logging.getLogger('jetson_shm_ros.frames')
+_log = get_logger('jetson_shm_ros.frames')
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ checked; a failure raises GpuError naming the call. Nothing imports CuPy until
 make_backend() runs, so importing this module is harmless without a GPU.
 """
 
-import logging
 import os
 from typing import Dict, List, Sequence, Tuple
 import weakref
@@ -37,13 +36,14 @@ from jetson_shm_ros.core.cuda.runtime import call, import_cupy
 from jetson_shm_ros.core.cuda.staging import CopyStaging, WorkStream
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import BackendUnavailable, SegmentError
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.payload import payload_nbytes
 import numpy as np
 
 GPU_BACKENDS = ('pinned', 'cuda_ipc')
 POINTER_CHOICES = ('auto', 'device')
 
-_log = logging.getLogger('jetson_shm_ros.gpu')
+_log = get_logger('jetson_shm_ros.gpu')
 
 
 class GpuBackend:

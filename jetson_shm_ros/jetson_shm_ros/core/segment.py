@@ -24,7 +24,6 @@ tracker unlinks segments that other processes still use.
 """
 
 import fcntl
-import logging
 import mmap
 import os
 import stat
@@ -33,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 from jetson_shm_ros.core.atomics import AtomicWords, fence_acquire, WORD_BYTES
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import SegmentError
+from jetson_shm_ros.core.logs import get_logger
 import numpy as np
 
 
@@ -64,7 +64,7 @@ HEADER_DTYPE = np.dtype([
     ('segment_bytes', '<u8'),
 ])
 
-_log = logging.getLogger('jetson_shm_ros.pool')
+_log = get_logger('jetson_shm_ros.pool')
 
 
 def _round_up(value: int, multiple: int) -> int:

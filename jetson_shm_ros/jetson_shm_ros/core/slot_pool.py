@@ -11,7 +11,6 @@ Claims of a reader whose process died (pid plus start time, as for the reader ta
 dropped when they are in the way.
 """
 
-import logging
 import os
 import secrets
 import time
@@ -21,13 +20,14 @@ import weakref
 from jetson_shm_ros.core.atomics import fence_release
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM, MEMORY_KIND_NAMES, validate_shm_name
 from jetson_shm_ros.core.errors import DescriptorError, SegmentError
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.segment import (
     create_exclusive, layout, LAYOUT_VERSION, MAGIC, MAX_READERS, MAX_SLOTS, POLICIES,
     process_alive, process_start_time, READER_ACTIVE, READER_EVICTED, READER_FREE, SegmentMapping,
     SHM_DIR, WORD_MASK, WRITER_BIT)
 import numpy as np
 
-_log = logging.getLogger('jetson_shm_ros.pool')
+_log = get_logger('jetson_shm_ros.pool')
 
 
 def _unlink_if_same(path: str, inode: int) -> None:

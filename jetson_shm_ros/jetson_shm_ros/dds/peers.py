@@ -6,7 +6,6 @@ Same per-frame protocol (core.frame_producer, core.frame_consumer), same options
 and a node there exchange descriptors as if both were ROS 2 nodes.
 """
 
-import logging
 import time
 from typing import Any, Mapping, Optional
 
@@ -20,6 +19,7 @@ from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_wire
 from jetson_shm_ros.core.frame_consumer import FrameConsumer
 from jetson_shm_ros.core.frame_producer import FrameProducer
+from jetson_shm_ros.core.logs import get_logger
 from jetson_shm_ros.core.options import parse_options
 from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole
@@ -81,7 +81,7 @@ class DdsProducer:
         :raises OptionError: for a value outside its option's range or choices
         """
         options = parse_options(PRODUCER_OPTIONS, options)
-        self.log = logging.getLogger(self.name)
+        self.log = get_logger(self.name)
         self.stream: Optional[FrameProducer] = None
         shm_name = options['shm_name'] or \
             '/jetson_shm_ros' + _fully_qualified(namespace, self.name).replace('/', '.')
@@ -160,7 +160,7 @@ class DdsConsumer:
         """
         options = parse_options(CONSUMER_OPTIONS, options)
         self.options = options
-        self.log = logging.getLogger(self.name)
+        self.log = get_logger(self.name)
         self.stream: Optional[FrameConsumer] = None
         backend = select_backend(options['backend'], options['mode'])
         self.endpoint = _Endpoint(options['topic'], namespace, self.name)

@@ -3,6 +3,7 @@
 import logging
 from typing import Dict
 
+from jetson_shm_ros.core.logs import get_logger, PACKAGE_LOGGER
 from rclpy.node import Node
 
 
@@ -31,16 +32,21 @@ _routes: Dict[int, list] = {}
 
 
 def route_core_logs(node: Node) -> RosLogHandler:
-    """Send jetson_shm_ros.* log records to `node`'s logger; return the handler to remove."""
+    """
+    Send jetson_shm_ros.* log records to `node`'s logger; return the handler to remove.
+
+    The core's loggers come from core.logs.get_logger(), so they reach the package logger even
+    where `launch` installed its non-propagating logger class before they were created.
+    """
     route = _routes.get(id(node))
     if route is not None:
         route[1] += 1
         return route[0]
     handler = RosLogHandler(node)
-    core_logger = logging.getLogger('jetson_shm_ros')
-    core_logger.addHandler(handler)
-    core_logger.setLevel(logging.DEBUG)
-    core_logger.propagate = False
+    package_logger = get_logger(PACKAGE_LOGGER)
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.DEBUG)
+    package_logger.propagate = False  # the node's logger prints them; not the root logger too
     _routes[id(node)] = [handler, 1]
     return handler
 
@@ -52,4 +58,4 @@ def unroute_core_logs(handler: RosLogHandler) -> None:
             route[1] -= 1
             if route[1] == 0:
                 del _routes[key]
-                logging.getLogger('jetson_shm_ros').removeHandler(handler)
+                logging.getLogger(PACKAGE_LOGGER).removeHandler(handler)

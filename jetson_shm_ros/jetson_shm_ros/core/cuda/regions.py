@@ -13,7 +13,6 @@ it, so a CuPy array that still owns a region (UnownedMemory) keeps it alive, and
 happens when the last one is gone. live_resources() counts what this process holds.
 """
 
-import logging
 import time
 from typing import Dict, Optional, Tuple
 import weakref
@@ -23,8 +22,9 @@ from jetson_shm_ros.core.cuda.runtime import (
     host_device_pointer, HOST_REGISTER_MAPPED, HOST_REGISTER_PORTABLE,
     IPC_MEM_LAZY_ENABLE_PEER_ACCESS)
 from jetson_shm_ros.core.errors import GpuError, SegmentError
+from jetson_shm_ros.core.logs import get_logger
 
-_log = logging.getLogger('jetson_shm_ros.gpu')
+_log = get_logger('jetson_shm_ros.gpu')
 
 # What this process holds right now (tests check that it does not grow with frames).
 _live = {'host_registrations': 0, 'registered_bytes': 0, 'device_allocations': 0,

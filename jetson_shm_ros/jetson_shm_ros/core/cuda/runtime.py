@@ -5,10 +5,10 @@ CuPy is imported on first use (import_cupy), so importing this module is harmles
 machine without a GPU.
 """
 
-import logging
 from typing import Optional
 
 from jetson_shm_ros.core.errors import BackendUnavailable, GpuError
+from jetson_shm_ros.core.logs import get_logger
 
 # CUDA runtime constants (driver_types.h); CuPy does not export all of them.
 HOST_REGISTER_PORTABLE = 0x01
@@ -24,7 +24,7 @@ ATTR_COMPUTE_CAPABILITY_MAJOR = 75
 ATTR_COMPUTE_CAPABILITY_MINOR = 76
 ATTR_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM = 91
 
-_log = logging.getLogger('jetson_shm_ros.gpu')
+_log = get_logger('jetson_shm_ros.gpu')
 
 _cupy = None
 
