@@ -34,6 +34,8 @@ STOP_TIMEOUT_S = 60.0
 # Consumer status/summary lines say received=N, producer status/done lines published=N.
 _COUNT = re.compile(r'(?:status: received|summary: received|published)=(\d+)')
 _GPU = re.compile(r'gpu_resources=(\S+)')
+# What a node logs once it stops (consumer: its summary; producer: its done line).
+_FINISHING = re.compile(r'\]: (summary|done): ')
 _SUMMARY = re.compile(r'summary: (.*)')
 
 
@@ -91,6 +93,10 @@ class Peer:
         if self.popen.poll() is not None:
             return
         text = self.output()
+        if _FINISHING.search(text):
+            # Tearing down (unpinning, destroying the participant) is not steady state: on the
+            # H100 a sample taken then once showed RSS 55 MB above every sample before it.
+            return
         found = sample(self.popen.pid)
         if found:
             gpu = _GPU.findall(text)
@@ -232,7 +238,9 @@ def report(opts, peers, steady, restarting, codes, published, elapsed, prefix, s
         for key, bound in bounds.items():
             first, last = result[key]
             if last - first > bound:
-                failures.append(f'{peer.label}: {key} grew {first} -> {last} (bound +{bound})')
+                failures.append(f'{peer.label}: {key} grew {first} -> {last} (bound +{bound}); '
+                                'every sample (frames:value): ' + ' '.join(
+                                    f'{s["frames"]}:{s[key]}' for s in peer.samples))
     consumers = [steady] + restarting
     for peer in consumers:
         counts = peer.summary()

@@ -124,8 +124,9 @@ IMAGE_FILTER_NODE_OPTIONS: Tuple[Option, ...] = (
            'output channel order', item_type=float, minimum=1e-9, check=_three),
     replace(SLOTS, description='Slots of the output segment'),
     replace(POLICY, description='Policy of the output segment: ' + POLICY.description),
-    replace(WAIT_FOR_CONSUMERS, description='Reliable output: consumers to wait for before '
-            'reusing a slot'),
+    replace(WAIT_FOR_CONSUMERS, description='Subscriptions a new output segment waits for (up '
+            'to output_wait_s) before its first tensor; reliable output: also consumers to wait '
+            'for before reusing a slot'),
     Option('output_wait_s', float, 2.0, 'Reliable output: longest wait for a free output slot '
            'before a frame is skipped; the wait holds the input slot, so back-pressure reaches '
            'a reliable producer instead of frames being lost', minimum=0.0, maximum=3600.0),

@@ -77,9 +77,11 @@ class ImageFilterNode(Node):
         shape = chw_shape(image_shape)
         if self.shm_publisher is not None and self.shm_publisher.shape == shape:
             return self.shm_publisher
+        matched = 0
         if self.shm_publisher is not None:
             # A new input size: a new segment (incarnation) for the new tensor size.
             self.get_logger().info(f'input size changed to {list(image_shape)}: new segment')
+            matched = self.shm_publisher.subscription_count()
             self.shm_publisher.close()
         options = self._options
         self.shm_publisher = ShmPublisher(
@@ -88,6 +90,9 @@ class ImageFilterNode(Node):
             backend=self.shm_subscription.backend.name, mode=options['mode'],
             shm_name=options['shm_name'], required_readers=options['wait_for_consumers'],
             diagnostics_period_s=options['diagnostics_period_s'])
+        # Its first tensors must not go out before the subscribers matched the new publisher.
+        self.shm_publisher.wait_for_subscriptions(
+            max(matched, self._options['wait_for_consumers']), self._output_wait_s)
         return self.shm_publisher
 
     def shutdown(self) -> None:

@@ -18,6 +18,8 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 
 IMAGE_TOPIC = 'image_raw'
+# Longest wait for the old segment's subscribers to match a re-created publisher.
+_MATCH_TIMEOUT_S = 2.0
 
 
 class ImageToShmNode(Node):
@@ -78,10 +80,12 @@ class ImageToShmNode(Node):
 
     def _open(self, layout: ImageLayout) -> bool:
         """Create the segment for this size and encoding (a new incarnation when it changed)."""
+        matched = 0
         if self._publisher is not None:
             self.get_logger().info(
                 f'image changed from {self._layout.encoding} {list(self._layout.shape)} to '
                 f'{layout.encoding} {list(layout.shape)}: re-creating {self._publisher.shm_name}')
+            matched = self._publisher.subscription_count()
             self._close_publisher()
         options = self._options
         try:
@@ -95,6 +99,9 @@ class ImageToShmNode(Node):
             self.refusals.refuse(error.reason, f'no segment for {layout.encoding} '
                                  f'{list(layout.shape)}: {error.detail}')
             return False
+        # The new publisher is a new DDS writer: what goes out before the old one's subscribers
+        # matched it is lost (the descriptor topic is volatile).
+        self._publisher.wait_for_subscriptions(matched, _MATCH_TIMEOUT_S)
         self._layout = layout
         self.counts['segments'] += 1
         self.get_logger().info(

@@ -19,6 +19,8 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 # How often a loan or publish with a timeout looks for a free slot again.
 _RETRY_S = 0.0005
+# How often wait_for_subscriptions() asks the middleware again.
+_MATCH_POLL_S = 0.01
 
 
 def default_shm_name(node: Node, topic: str) -> str:
@@ -138,6 +140,24 @@ class ShmPublisher(Endpoint):
     def subscription_count(self) -> int:
         """Return how many subscriptions the descriptor publisher has matched."""
         return self._publisher.get_subscription_count()
+
+    def wait_for_subscriptions(self, count: int, timeout_s: float) -> bool:
+        """
+        Wait until `count` subscriptions matched this publisher, or `timeout_s` passed.
+
+        The descriptor topic is volatile: what is published before a subscription matched never
+        reaches it. A node that re-creates its publisher (a new frame size) calls this with the
+        count the old one had, so no subscriber misses the first frames of the new segment.
+        Matching happens in the middleware's threads: this needs no executor spinning.
+
+        :return: whether `count` subscriptions matched in time
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.subscription_count() < count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_MATCH_POLL_S)
+        return True
 
     @contextmanager
     def loan(self, stamp_ns: Optional[int] = None, frame_id: str = '',
