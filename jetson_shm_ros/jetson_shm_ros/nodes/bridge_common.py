@@ -78,3 +78,9 @@ class Refusals:
         """Return e.g. 'refused=3 refused_bad_step=2 refused_data_too_short=1'."""
         return ' '.join([f'refused={self.total}'] + [
             f'refused_{reason}={count}' for reason, count in sorted(self.by_reason.items())])
+
+
+def counts_line(counts: Dict[str, int], refusals: 'Refusals') -> str:
+    """Return the status and summary line's fields: 'key=N ...' and the refusals by reason."""
+    return ' '.join(f'{key}={value}' for key, value in counts.items()) + ' ' + \
+        refusals.counts()

@@ -7,7 +7,8 @@ from jetson_shm_ros.core.descriptor import validate_shm_name
 from jetson_shm_ros.core.errors import NoFreeSlot, ShmRosError
 from jetson_shm_ros.core.image_layout import image_layout, image_view, ImageError, ImageLayout
 from jetson_shm_ros.core.role_options import IMAGE_TO_SHM_NODE_OPTIONS
-from jetson_shm_ros.nodes.bridge_common import image_subscription_qos, Refusals, stamp_to_ns
+from jetson_shm_ros.nodes.bridge_common import (
+    counts_line, image_subscription_qos, Refusals, stamp_to_ns)
 from jetson_shm_ros.nodes.ros_common import run_node
 from jetson_shm_ros.ros.middleware import describe_qos, rmw_name
 from jetson_shm_ros.ros.parameters import declare_options
@@ -116,8 +117,7 @@ class ImageToShmNode(Node):
             publisher.close()
 
     def _counts(self) -> str:
-        return ' '.join(f'{key}={value}' for key, value in self.counts.items()) + ' ' + \
-            self.refusals.counts()
+        return counts_line(self.counts, self.refusals)
 
     def _on_status(self) -> None:
         self.get_logger().info('status: ' + self._counts())

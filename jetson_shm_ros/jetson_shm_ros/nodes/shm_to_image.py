@@ -5,7 +5,8 @@ import time
 
 from jetson_shm_ros.core.image_layout import image_fields, ImageError
 from jetson_shm_ros.core.role_options import SHM_TO_IMAGE_NODE_OPTIONS
-from jetson_shm_ros.nodes.bridge_common import image_publisher_qos, ns_to_stamp, Refusals
+from jetson_shm_ros.nodes.bridge_common import (
+    counts_line, image_publisher_qos, ns_to_stamp, Refusals)
 from jetson_shm_ros.nodes.ros_common import run_node
 from jetson_shm_ros.ros.middleware import describe_qos, rmw_name
 from jetson_shm_ros.ros.parameters import declare_options
@@ -83,8 +84,7 @@ class ShmToImageNode(Node):
             self._next_allowed = (now if late else self._next_allowed) + self._period_s
 
     def _counts(self) -> str:
-        return ' '.join(f'{key}={value}' for key, value in self.counts.items()) + ' ' + \
-            self.refusals.counts()
+        return counts_line(self.counts, self.refusals)
 
     def _on_status(self) -> None:
         self.get_logger().info('status: ' + self._counts())
