@@ -13,7 +13,9 @@ from jetson_shm_ros.core.options import launch_arguments
 from jetson_shm_ros.core.role_options import (
     CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS)
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -44,11 +46,16 @@ def _nodes(context):
                 overrides[node][argument.name] = ParameterValue(
                     LaunchConfiguration(argument.name), value_type=argument.value_type)
     config = LaunchConfiguration('config')
-    return [Node(package=PACKAGE, executable=stage, name=stage,
-                 namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
-                 parameters=[config, overrides[stage]],
-                 additional_env={'RMW_IMPLEMENTATION': rmw, 'PYTHONUNBUFFERED': '1'})
-            for stage in STAGES]
+    nodes = {stage: Node(package=PACKAGE, executable=stage, name=stage,
+                         namespace=LaunchConfiguration('namespace'), output='screen',
+                         emulate_tty=True, parameters=[config, overrides[stage]],
+                         additional_env={'RMW_IMPLEMENTATION': rmw, 'PYTHONUNBUFFERED': '1'})
+             for stage in STAGES}
+    # image_filter runs until it is stopped: when the consumer is done (frames:=N), so is the
+    # pipeline, and the filter is interrupted like any node at shutdown (its segment unlinked).
+    done = RegisterEventHandler(OnProcessExit(target_action=nodes['consumer'], on_exit=[
+        EmitEvent(event=Shutdown(reason='the consumer finished'))]))
+    return list(nodes.values()) + [done]
 
 
 def generate_launch_description() -> LaunchDescription:
