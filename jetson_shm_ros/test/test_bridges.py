@@ -189,7 +189,8 @@ def test_throttle_skips_frames_and_never_holds_the_producer_back(bridge):
     # 5 Hz); lower bound: nor does the throttle starve the viewer.
     assert 0.5 * expected <= published <= expected + 3, (published, expected, to_image_counts)
     assert to_image_counts['skipped'] > published, to_image_counts
-    assert len(client.received) == published
+    # The last image may still be in flight when shm_to_image is interrupted (seen once).
+    assert published - 1 <= len(client.received) <= published, (len(client.received), published)
     sent_ids = {msg.header.frame_id for msg in sent}
     assert all(msg.header.frame_id in sent_ids for msg in client.received)
 

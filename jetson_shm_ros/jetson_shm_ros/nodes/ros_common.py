@@ -2,7 +2,7 @@
 
 from typing import Callable
 
-from jetson_shm_ros.core.runner import run_guarded
+from jetson_shm_ros.core.runner import run_guarded, stop_requested
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -26,7 +26,7 @@ class RoleNode(Node):
 
 def _spin(node: Node) -> int:
     try:
-        while rclpy.ok() and not node.finished:
+        while rclpy.ok() and not node.finished and not stop_requested():
             rclpy.spin_once(node, timeout_sec=0.1)
     except ExternalShutdownException:
         return 1
@@ -44,15 +44,16 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     """
     Init rclpy, spin the node until it is finished or interrupted, and always clean up.
 
-    Ctrl-C and SIGTERM raise KeyboardInterrupt (core.runner) instead of letting rclpy's
-    handler shut the context down first: cleanup then still has a working context to wait for
-    acknowledgements and to log the summary.
+    Ctrl-C and SIGTERM are handled by core.runner instead of rclpy's handler, which would shut
+    the context down first: cleanup then still has a working context to wait for
+    acknowledgements and to log the summary. While the node spins, a signal only ends the spin
+    loop (never an exception inside rclpy's executor, which can leave a subscription in use).
 
     :return: the node's exit code (node.exit_code, 0 when it has none)
     """
     rclpy.init(args=args)
     try:
-        return run_guarded(make_node, _spin, _stop)
+        return run_guarded(make_node, _spin, _stop, defer_signals=True)
     finally:
         rclpy.try_shutdown()
 
