@@ -73,3 +73,14 @@ def context():
     rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
     yield ctx
     rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture
+def consumer():
+    """Yield a ROS-free FrameConsumer on the CPU backend; it is closed afterwards."""
+    # Imported here, like rclpy in `context`: conftest stays light for every test file.
+    from jetson_shm_ros.core.frame_consumer import FrameConsumer
+
+    stream = FrameConsumer()
+    yield stream
+    stream.close()

@@ -69,13 +69,6 @@ class CrashPeer:
                 stream.close()
 
 
-@pytest.fixture
-def consumer():
-    stream = FrameConsumer()
-    yield stream
-    stream.close()
-
-
 def _new_producer_is_picked_up(processes, shm_name, consumer):
     """Start a producer after the crash: it replaces the stale segment; its frames verify."""
     successor = processes.start(CrashPeer('producer', shm_name))

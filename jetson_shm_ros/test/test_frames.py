@@ -23,13 +23,6 @@ def producer(shm_name):
     stream.close()
 
 
-@pytest.fixture
-def consumer():
-    stream = FrameConsumer()
-    yield stream
-    stream.close()
-
-
 def test_frames_verify_and_views_carry_dtype_and_shape(producer, consumer):
     seen = []
     consumer.process = lambda array, desc: seen.append((array.dtype.str, array.shape,
