@@ -9,8 +9,8 @@ says how to install it. `ros2 launch jetson_shm_ros demo_launch.py --show-args` 
 
 import os
 
-from jetson_shm_ros.core.options import launch_arguments
-from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
+from jetson_shm_ros.process.options import launch_arguments
+from jetson_shm_ros.process.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration

@@ -9,8 +9,8 @@ config/pipeline.yaml; the arguments below override them. rmw:= as in demo_launch
 
 import os
 
-from jetson_shm_ros.core.options import launch_arguments
-from jetson_shm_ros.core.role_options import (
+from jetson_shm_ros.process.options import launch_arguments
+from jetson_shm_ros.process.role_options import (
     CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler

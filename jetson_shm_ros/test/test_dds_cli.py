@@ -8,8 +8,8 @@ checked at start-up with the words the nodes use.
 import subprocess
 import sys
 
-from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.dds.__main__ import build_parser
+from jetson_shm_ros.process.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 import pytest
 
 PRODUCER = {option.name: option for option in PRODUCER_OPTIONS}

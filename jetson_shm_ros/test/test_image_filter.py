@@ -114,7 +114,7 @@ def test_the_pipeline_launch_file_starts_declared_nodes_with_declared_parameters
     import re
     import yaml
 
-    from jetson_shm_ros.core.role_options import (
+    from jetson_shm_ros.process.role_options import (
         CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS)
 
     schemas = {'producer': PRODUCER_NODE_OPTIONS, 'image_filter': IMAGE_FILTER_NODE_OPTIONS,

@@ -2,7 +2,7 @@
 Check launch/bridges_launch.py without launch or launch_ros (they are not on PyPI).
 
 Read with `ast`: each of this package's executables it starts must be a console script of
-setup.py, each parameter it sets must be an option of that node (core.role_options), and each
+setup.py, each parameter it sets must be an option of that node (process.role_options), and each
 remapping must name the topic the node really uses.
 """
 
@@ -10,9 +10,9 @@ import ast
 import os
 import re
 
-from jetson_shm_ros.core.role_options import (
-    CONSUMER_NODE_OPTIONS, IMAGE_TO_SHM_NODE_OPTIONS, SHM_TO_IMAGE_NODE_OPTIONS)
 from jetson_shm_ros.nodes import image_to_shm, shm_to_image
+from jetson_shm_ros.process.role_options import (
+    CONSUMER_NODE_OPTIONS, IMAGE_TO_SHM_NODE_OPTIONS, SHM_TO_IMAGE_NODE_OPTIONS)
 import pytest
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

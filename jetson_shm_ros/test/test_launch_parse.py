@@ -2,7 +2,7 @@
 Check launch/demo_launch.py and config/demo.yaml without launch or launch_ros.
 
 The launch file is read with `ast`: every executable it starts must be a console script of
-setup.py, its arguments must come from the schemas (core.options) of exactly the nodes it
+setup.py, its arguments must come from the schemas (process.options) of exactly the nodes it
 starts, and every key of config/demo.yaml must be an option of the node it is under, with a
 value that option accepts.
 """
@@ -11,7 +11,7 @@ import ast
 import os
 import types
 
-from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
+from jetson_shm_ros.process.role_options import CONSUMER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS
 import pytest
 import yaml
 

@@ -1,10 +1,10 @@
-"""The option schemas (core.options, core.role_options): parsing, one-line errors, derivations."""
+"""The option schemas (process.options, process.role_options): parsing, errors, derivations."""
 
 from array import array
 
 from jetson_shm_ros.core.errors import OptionError, ShmRosError
-from jetson_shm_ros.core.options import launch_arguments, Option, parse_options
-from jetson_shm_ros.core.role_options import (
+from jetson_shm_ros.process.options import launch_arguments, Option, parse_options
+from jetson_shm_ros.process.role_options import (
     CONSUMER_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_OPTIONS)
 import pytest
 

@@ -6,8 +6,8 @@ installed executables get `-p name:=value` as users type it.
 """
 
 from jetson_shm_ros.core.errors import OptionError
-from jetson_shm_ros.core.options import Option
-from jetson_shm_ros.core.role_options import (
+from jetson_shm_ros.process.options import Option
+from jetson_shm_ros.process.role_options import (
     CONSUMER_NODE_OPTIONS, IMAGE_FILTER_NODE_OPTIONS, PRODUCER_NODE_OPTIONS, PRODUCER_OPTIONS)
 from jetson_shm_ros.ros.parameters import declare_options
 from node_processes import isolated_env, NodeProcess

@@ -1,5 +1,5 @@
 """
-The producer and consumer roles (core.roles) without ROS or DDS.
+The producer and consumer roles (process.roles) without ROS or DDS.
 
 The ports are real: a FrameProducer's segment and a FrameConsumer that maps it, with the
 descriptor handed over in-process. Only the clock is the test's, so timeouts are exact and
@@ -10,9 +10,9 @@ from dataclasses import replace
 
 from jetson_shm_ros.core.frame_consumer import FrameConsumer
 from jetson_shm_ros.core.frame_producer import FrameProducer
-from jetson_shm_ros.core.options import parse_options
-from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
-from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole
+from jetson_shm_ros.process.options import parse_options
+from jetson_shm_ros.process.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from jetson_shm_ros.process.roles import ConsumerRole, ProducerRole
 import pytest
 
 

@@ -1,7 +1,7 @@
 """
 `python -m jetson_shm_ros.dds producer|consumer [options]`: the nodes without ROS 2.
 
-Options are the node parameters, from the same schema (core.options): `--rate_hz 60` or
+Options are the node parameters, from the same schema (process.options): `--rate_hz 60` or
 `--rate-hz 60`, `--shape [480,640,3]` or `--shape 480x640x3`, `--checksum`/`--no-checksum`,
 with the same ranges and choices. The namespace that `--ros-args -r __ns:=/x` gives a node is
 `--namespace /x` here. ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, ROS_STATIC_PEERS and
@@ -14,10 +14,10 @@ import sys
 from typing import Callable, List, Optional, Sequence
 
 from jetson_shm_ros.core.errors import OptionError
-from jetson_shm_ros.core.options import Option
-from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
-from jetson_shm_ros.core.runner import run_guarded
 from jetson_shm_ros.dds.peers import DdsConsumer, DdsProducer
+from jetson_shm_ros.process.options import Option
+from jetson_shm_ros.process.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from jetson_shm_ros.process.runner import run_guarded
 
 ROLES = {'producer': (DdsProducer, PRODUCER_OPTIONS,
                       'fill shared-memory slots, publish descriptors'),

@@ -1,9 +1,9 @@
 """
-Producer and consumer peers over Cyclone DDS: adapters of core.roles, like the rclpy nodes.
+Producer and consumer peers over Cyclone DDS: adapters of process.roles, like the rclpy nodes.
 
 Same per-frame protocol (core.frame_producer, core.frame_consumer), same options
-(core.options), same behaviour (core.roles), same topic, type and QoS as the nodes: a peer here
-and a node there exchange descriptors as if both were ROS 2 nodes.
+(process.options), same behaviour (process.roles), same topic, type and QoS as the nodes: a peer
+here and a node there exchange descriptors as if both were ROS 2 nodes.
 """
 
 import time
@@ -20,12 +20,12 @@ from jetson_shm_ros.core.descriptor import Descriptor, from_wire, NS_PER_S, to_w
 from jetson_shm_ros.core.frame_consumer import FrameConsumer
 from jetson_shm_ros.core.frame_producer import FrameProducer
 from jetson_shm_ros.core.logs import get_logger
-from jetson_shm_ros.core.options import parse_options
-from jetson_shm_ros.core.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
-from jetson_shm_ros.core.roles import ConsumerRole, ProducerRole
 from jetson_shm_ros.dds.idl import descriptor_type
 from jetson_shm_ros.dds.participant import (
     create_participant, describe_qos, descriptor_qos, resolve_topic)
+from jetson_shm_ros.process.options import parse_options
+from jetson_shm_ros.process.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
+from jetson_shm_ros.process.roles import ConsumerRole, ProducerRole
 
 RMW = 'cyclonedds (ROS-free)'
 _POLL_S = 0.1

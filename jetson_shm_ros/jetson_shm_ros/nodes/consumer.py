@@ -1,8 +1,8 @@
 """The consumer node: verifies every frame it is told about, through ShmSubscription."""
 
-from jetson_shm_ros.core.role_options import CONSUMER_NODE_OPTIONS
-from jetson_shm_ros.core.roles import ConsumerRole, fields
 from jetson_shm_ros.nodes.ros_common import gpu_resources, RoleNode, run_node
+from jetson_shm_ros.process.role_options import CONSUMER_NODE_OPTIONS
+from jetson_shm_ros.process.roles import ConsumerRole, fields
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.subscription import ShmSubscription
 
@@ -11,7 +11,7 @@ _POLL_PERIOD_S = 0.1
 
 
 class ConsumerNode(RoleNode):
-    """Validates, verifies and releases each frame; its behaviour is core.roles'."""
+    """Validates, verifies and releases each frame; its behaviour is process.roles'."""
 
     def __init__(self, **kwargs):
         super().__init__('consumer', **kwargs)

@@ -9,8 +9,8 @@ and publishes that: camera -> image_filter -> model, every stage reading in plac
 from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.preprocess import (
     chw_shape, coefficients, INPUT_ENCODINGS, normalize_to_chw)
-from jetson_shm_ros.core.role_options import IMAGE_FILTER_NODE_OPTIONS
 from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.process.role_options import IMAGE_FILTER_NODE_OPTIONS
 from jetson_shm_ros.ros.frame_info import FrameInfo
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher

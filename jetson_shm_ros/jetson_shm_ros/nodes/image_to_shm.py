@@ -6,10 +6,10 @@ from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.core.descriptor import validate_shm_name
 from jetson_shm_ros.core.errors import NoFreeSlot, ShmRosError
 from jetson_shm_ros.core.image_layout import image_layout, image_view, ImageError, ImageLayout
-from jetson_shm_ros.core.role_options import IMAGE_TO_SHM_NODE_OPTIONS
 from jetson_shm_ros.nodes.bridge_common import (
     counts_line, image_subscription_qos, Refusals, stamp_to_ns)
 from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.process.role_options import IMAGE_TO_SHM_NODE_OPTIONS
 from jetson_shm_ros.ros.middleware import describe_qos, rmw_name
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher

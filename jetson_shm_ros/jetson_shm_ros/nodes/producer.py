@@ -3,15 +3,15 @@
 from typing import Mapping, Optional
 
 from jetson_shm_ros.core.errors import NoFreeSlot
-from jetson_shm_ros.core.role_options import PRODUCER_NODE_OPTIONS
-from jetson_shm_ros.core.roles import ProducerRole
 from jetson_shm_ros.nodes.ros_common import gpu_resources, RoleNode, run_node
+from jetson_shm_ros.process.role_options import PRODUCER_NODE_OPTIONS
+from jetson_shm_ros.process.roles import ProducerRole
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher
 
 
 class ProducerNode(RoleNode):
-    """Publishes one descriptor per test-pattern frame; its behaviour is core.roles'."""
+    """Publishes one descriptor per test-pattern frame; its behaviour is process.roles'."""
 
     def __init__(self, **kwargs):
         super().__init__('producer', **kwargs)
@@ -57,7 +57,7 @@ class ProducerNode(RoleNode):
         if self.shm_publisher is None or self.shm_publisher.closed:
             return
         try:
-            # Ctrl-C keeps the context up (core.runner), so reliable readers get the last ones.
+            # Ctrl-C keeps the context up (process.runner), so reliable readers get the last ones.
             self.shm_publisher.wait_for_all_acked(1.0)
             self.get_logger().info(self.role.done_line())
         finally:

@@ -1,15 +1,15 @@
-"""What the package's nodes share: main(), and the node side of a core.roles role."""
+"""What the package's nodes share: main(), and the node side of a process.roles role."""
 
 from typing import Callable
 
-from jetson_shm_ros.core.runner import run_guarded, stop_requested
+from jetson_shm_ros.process.runner import run_guarded, stop_requested
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 
 class RoleNode(Node):
-    """A node whose behaviour is a core.roles role (`self.role`), run by run_node()."""
+    """A node whose behaviour is a process.roles role (`self.role`), run by run_node()."""
 
     role = None
 
@@ -44,7 +44,7 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     """
     Init rclpy, spin the node until it is finished or interrupted, and always clean up.
 
-    Ctrl-C and SIGTERM are handled by core.runner instead of rclpy's handler, which would shut
+    Ctrl-C and SIGTERM are handled by process.runner instead of rclpy's handler, which would shut
     the context down first: cleanup then still has a working context to wait for
     acknowledgements and to log the summary. While the node spins, a signal only ends the spin
     loop (never an exception inside rclpy's executor, which can leave a subscription in use).

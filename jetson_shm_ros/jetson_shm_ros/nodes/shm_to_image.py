@@ -4,10 +4,10 @@ import array
 import time
 
 from jetson_shm_ros.core.image_layout import image_fields, ImageError
-from jetson_shm_ros.core.role_options import SHM_TO_IMAGE_NODE_OPTIONS
 from jetson_shm_ros.nodes.bridge_common import (
     counts_line, image_publisher_qos, ns_to_stamp, Refusals)
 from jetson_shm_ros.nodes.ros_common import run_node
+from jetson_shm_ros.process.role_options import SHM_TO_IMAGE_NODE_OPTIONS
 from jetson_shm_ros.ros.middleware import describe_qos, rmw_name
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.subscription import ShmSubscription

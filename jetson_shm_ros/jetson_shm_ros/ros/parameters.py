@@ -1,17 +1,17 @@
 """
-Declare a role's options (core.options) as read-only rclpy node parameters.
+Declare a role's options (process.options) as read-only rclpy node parameters.
 
 Each option becomes a parameter with its description, its range (integer_range or
 floating_point_range) and its allowed values in words (additional_constraints). The value a
 user gave (`-p rate_hz:=30`, a YAML file, launch) is checked by the option itself before it is
 declared, so an integer for a float parameter is accepted, text like "[64,64,3]" becomes a
-list, and a bad value raises one OptionError line (printed as `[FATAL] ...` by core.runner)
+list, and a bad value raises one OptionError line (printed as `[FATAL] ...` by process.runner)
 instead of rclpy's type or range exception. Works on Humble's rclpy.
 """
 
 from typing import Any, Dict, Sequence
 
-from jetson_shm_ros.core.options import Option
+from jetson_shm_ros.process.options import Option
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter

@@ -1,5 +1,5 @@
 """
-The options of each role: producer, consumer, image_filter, the image bridges (see core.options).
+The options of each role: producer, consumer, image_filter, the bridges (see process.options).
 
 Options that several roles share are written once here and reused, with their own
 description where the meaning shifts (e.g. `frames` to send vs to handle).
@@ -10,10 +10,10 @@ from typing import Tuple
 
 from jetson_shm_ros.core.backend import BACKENDS, MODES
 from jetson_shm_ros.core.image_encodings import encoding_layout
-from jetson_shm_ros.core.options import Option
 from jetson_shm_ros.core.payload import MAX_DIMS, normalize_dtype
 from jetson_shm_ros.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from jetson_shm_ros.core.segment import MAX_READERS, MAX_SLOTS, POLICIES
+from jetson_shm_ros.process.options import Option
 
 DEFAULT_TOPIC = 'jetson_shm/descriptors'
 

@@ -26,7 +26,7 @@ class _Role:
         """
         Keep what every role needs.
 
-        :param options: the role's parsed options (core.options.parse_options)
+        :param options: the role's parsed options (process.options.parse_options)
         :param log: a logger with info() and warning() (Python's or a node's)
         :param topic: the resolved descriptor topic, for log lines
         :param clock: monotonic seconds

@@ -2,7 +2,7 @@
 Start-up options: one `Option` per setting, one tuple of them per role (no ROS needed).
 
 An Option has a name, type, default, range or choices, and description; the roles' tuples
-are in core.role_options. From a tuple come the rclpy parameter declarations
+are in process.role_options. From a tuple come the rclpy parameter declarations
 (`jetson_shm_ros.ros.parameters`), the ROS-free CLI (`python -m jetson_shm_ros.dds`), the
 launch files' arguments (`launch_arguments`) and the checks of a value (`Option.parse`), so
 all four agree. Values are accepted as users type them: `30` for a float, `"[64,64,3]"` or
