@@ -51,6 +51,13 @@ class ArrayMismatch(ShmRosError, ValueError):
     """A caller's array that cannot be copied into a slot as it is (dtype, shape, layout, kind)."""
 
 
+class ArgumentError(ShmRosError, ValueError):
+    """An argument of the public API (e.g. ShmPublisher's) outside its type, range or choices."""
+
+    def __init__(self, detail: str):
+        super().__init__('bad_argument', detail)
+
+
 class OptionError(ShmRosError, ValueError):
     """A start-up option (node parameter, CLI option) outside its type, range or choices."""
 

@@ -98,14 +98,14 @@ def resolve_topic(topic: str, namespace: str = '/', node: str = '') -> Tuple[str
 
 
 def descriptor_qos(depth: int) -> Qos:
-    """Return the descriptor QoS of the rclpy nodes: reliable, keep-last(depth), volatile."""
+    """Return the descriptor QoS of the rclpy nodes: reliable, keep-last(depth), transient-local."""
     return Qos(Policy.Reliability.Reliable(duration(milliseconds=100)),
-               Policy.History.KeepLast(depth), Policy.Durability.Volatile)
+               Policy.History.KeepLast(depth), Policy.Durability.TransientLocal)
 
 
 def describe_qos(depth: int) -> str:
-    """Return the same text the rclpy nodes log, e.g. 'reliable, keep_last(4), volatile'."""
-    return f'reliable, keep_last({depth}), volatile'
+    """Return the text the rclpy nodes log, e.g. 'reliable, keep_last(4), transient_local'."""
+    return f'reliable, keep_last({depth}), transient_local'
 
 
 def create_participant(env: Optional[Dict[str, str]] = None) -> DomainParticipant:

@@ -17,7 +17,12 @@ class Endpoint:
         self._diagnostics = None
         # The core logs through `logging`; show its lines in this node's log.
         self._log_handler = route_core_logs(node)
-        self.backend = select_backend(backend, mode)
+        try:
+            self.backend = select_backend(backend, mode)
+        except BaseException:
+            self._closed = True  # nothing else was made: close() has nothing to do
+            unroute_core_logs(self._log_handler)
+            raise
         _close_with_node(node, self)
 
     @property

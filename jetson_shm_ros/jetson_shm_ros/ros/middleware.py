@@ -1,22 +1,58 @@
 """The middleware facts of the descriptor topic: its QoS, and the RMW that carries it."""
 
 import os
+import time
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import get_rmw_implementation_identifier
+
+
+# How often wait_for_discovery() asks the middleware again.
+_MATCH_POLL_S = 0.01
 
 
 def descriptor_qos(depth: int) -> QoSProfile:
     """
     Build the QoS of the descriptor topic.
 
-    Reliable so no frame is lost in transit, keep-last with a depth of the slot count (more
-    descriptors than slots can never be valid at once), volatile so a late joiner starts with
-    the next frame instead of a burst of stale ones.
+    Reliable so no frame is lost in transit; keep-last with a depth of the slot count (more
+    descriptors than slots can never be valid at once); transient-local so that descriptors
+    published before the subscription's side of the match completed still reach it (discovery
+    is not symmetric: a publisher may count a subscription as matched, and send, before that
+    subscription knows the publisher; a volatile reader then silently misses those frames).
+    A late joiner therefore gets the last `depth` descriptors at once; the ones whose slot was
+    rewritten meanwhile are recognised by their sequence and dropped before any byte is read
+    (doc/late-joiners.md). A volatile subscription still matches, without that history.
     """
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def wait_for_discovery(node, publisher, timeout_s: float) -> bool:
+    """
+    Wait until the subscriptions that already run on the publisher's topic matched it.
+
+    A new publisher knows nobody yet: discovery of a subscription that has been running for a
+    long time still takes ~0.1-1.5 s. The wait ends as soon as at least one subscription
+    matched and every subscription the graph knows on the topic did (one with an incompatible
+    QoS never matches: it ends the wait only at the deadline), or after `timeout_s` when
+    nobody is there. Matching happens in the middleware's threads: no executor is needed.
+
+    :param node: the publisher's node (its graph)
+    :param publisher: an rclpy Publisher
+    :param timeout_s: the longest wait
+    :return: whether a subscription matched
+    """
+    deadline = time.monotonic() + timeout_s
+    topic = publisher.topic_name
+    while True:
+        matched = publisher.get_subscription_count()
+        if matched and matched >= node.count_subscribers(topic):
+            return True
+        if time.monotonic() >= deadline:
+            return bool(matched)
+        time.sleep(_MATCH_POLL_S)
 
 
 def describe_qos(qos: QoSProfile) -> str:

@@ -6,6 +6,7 @@ from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor
 from jetson_shm_ros.core.frame_consumer import FrameConsumer, INVALID, UNVERIFIED, VERIFIED
+from jetson_shm_ros.ros.arguments import subscription_arguments
 from jetson_shm_ros.ros.conversion import from_msg
 from jetson_shm_ros.ros.diagnostics import ERROR, LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint
@@ -51,8 +52,26 @@ class ShmSubscription(Endpoint):
         :param allow_group_access: accept segments that the owner's group may write
         :param diagnostics_period_s: seconds between /diagnostics reports; 0 turns them off
         :param callback_group: for the subscription and the diagnostics timer
+        :raises ArgumentError: for an argument outside its type, range or choices (nothing is
+            created then)
+        :raises BackendUnavailable: for an explicit GPU backend without a GPU
         """
+        checked = subscription_arguments(
+            node, topic, callback, backend=backend, mode=mode, verify=verify,
+            queue_depth=queue_depth, allow_group_access=allow_group_access,
+            diagnostics_period_s=diagnostics_period_s, callback_group=callback_group)
+        self._subscription = None
+        self._frames = None
         super().__init__(node, backend, mode)
+        try:
+            self._create(node, topic, callback, verify, queue_depth, allow_group_access,
+                         checked['diagnostics_period_s'], callback_group)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _create(self, node, topic, callback, verify, queue_depth, allow_group_access,
+                diagnostics_period_s, callback_group) -> None:
         self._callback = callback
         self._frames = FrameConsumer(self.backend, process=self._deliver,
                                      allow_group_access=allow_group_access, verify=verify)
@@ -73,6 +92,21 @@ class ShmSubscription(Endpoint):
             f'qos="{describe_qos(qos)}"')
         self._start_diagnostics('shm subscription', self.topic, '', diagnostics_period_s,
                                 self._report, callback_group)
+
+    def _abandon(self) -> None:
+        """Undo what a failed constructor made; close() and destroy_node() then do nothing."""
+        self._closed = True
+        try:
+            if self._subscription is not None:
+                self._node.destroy_subscription(self._subscription)
+        finally:
+            try:
+                self._close_endpoint()
+            finally:
+                if self._frames is not None:
+                    self._frames.close()
+                else:
+                    self.backend.close()
 
     @property
     def counts(self) -> Counter:
