@@ -1,7 +1,10 @@
 """What the package's nodes share: main(), and the node side of a process.roles role."""
 
+import sys
 from typing import Callable
 
+from jetson_shm_ros.core.errors import OptionError
+from jetson_shm_ros.nodes.command_line import rcl_problem, RCLError, read_command_line
 from jetson_shm_ros.process.runner import run_guarded, stop_requested
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -49,11 +52,23 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     acknowledgements and to log the summary. While the node spins, a signal only ends the spin
     loop (never an exception inside rclpy's executor, which can leave a subscription in use).
 
-    :return: the node's exit code (node.exit_code, 0 when it has none)
+    The command line is checked first (nodes.command_line): a malformed `-p`, an argument
+    outside `--ros-args` or one rcl refuses ends start-up with one `[FATAL]` line and exit 2.
+
+    :param make_node: the node class (or a factory taking Node keyword arguments)
+    :return: the node's exit code (node.exit_code, 0 when it has none); 2 for a bad command
+        line or a failed start
     """
-    rclpy.init(args=args)
     try:
-        return run_guarded(make_node, _spin, _stop, defer_signals=True)
+        overrides = read_command_line(sys.argv if args is None else args)
+        rclpy.init(args=args)
+    except (OptionError, RCLError) as error:
+        problem = error.detail if isinstance(error, OptionError) else rcl_problem(error)
+        print(f'[FATAL] bad command line: {problem}', file=sys.stderr)
+        return 2
+    start = (lambda: make_node(parameter_overrides=overrides)) if overrides else make_node
+    try:
+        return run_guarded(start, _spin, _stop, defer_signals=True)
     finally:
         rclpy.try_shutdown()
 
