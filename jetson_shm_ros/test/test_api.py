@@ -8,7 +8,7 @@ from api_fixtures import spin_until
 from conftest import SHM_DIR
 from jetson_shm_ros import FrameInfo, ShmPublisher, ShmSubscription
 from jetson_shm_ros.core.errors import (
-    ArrayMismatch, DescriptorError, NoFreeSlot, ShmRosError)
+    ArgumentError, ArrayMismatch, NoFreeSlot, ShmRosError)
 from jetson_shm_ros.ros.conversion import to_msg
 import numpy as np
 import pytest
@@ -239,9 +239,10 @@ def test_the_default_segment_name_follows_node_and_topic(context):
 def test_an_encoding_must_agree_with_dtype_and_shape(node, shm_name):
     for dtype, shape, encoding in [('uint8', [4, 4], 'rgb8'), ('uint16', [4, 4, 3], 'rgb8'),
                                    ('float32', [4, 4, 2], '32FC1'), ('uint8', [4, 4], 'nv12')]:
-        with pytest.raises(DescriptorError):
+        with pytest.raises(ArgumentError) as error:
             ShmPublisher(node, TOPIC, dtype=dtype, shape=shape, encoding=encoding,
                          shm_name=shm_name)
+        assert f"encoding='{encoding}' is not allowed" in str(error.value)
         assert not os.path.exists(SHM_DIR + shm_name)
 
 

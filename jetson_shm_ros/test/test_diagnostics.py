@@ -5,6 +5,7 @@ import os
 from api_fixtures import spin_until
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from jetson_shm_ros import ShmPublisher, ShmSubscription
+from jetson_shm_ros.ros.middleware import descriptor_qos
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 import numpy as np
 from rclpy.executors import SingleThreadedExecutor
@@ -40,7 +41,8 @@ def test_publisher_and_subscription_report_their_state(context, shm_name):
                        diagnostics_period_s=PERIOD_S)
     sub = ShmSubscription(node, 'frames', lambda frame, info: None,
                           diagnostics_period_s=PERIOD_S)
-    hostile = node.create_publisher(DataDescriptor, 'frames', 10)
+    # With the descriptor topic's QoS (transient-local): a volatile publisher does not match.
+    hostile = node.create_publisher(DataDescriptor, 'frames', descriptor_qos(10))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(listener)

@@ -33,7 +33,7 @@ def test_reliable_stream_verifies_every_frame_and_leaves_no_segment(processes, s
     assert reported_rmw(producer.output()) == expected_rmw(), producer.output()
     print(f'producer and consumers ran on {expected_rmw()}')
     assert 'policy=reliable' in producer.output()
-    assert 'qos="reliable, keep_last(4), volatile"' in producer.output()
+    assert 'qos="reliable, keep_last(4), transient_local"' in producer.output()
     assert not os.path.exists(SHM_DIR + shm_name)
 
 

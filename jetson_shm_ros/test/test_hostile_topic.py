@@ -10,12 +10,12 @@ from hypothesis import given, settings, strategies as st
 from jetson_shm_ros.core.descriptor import validate_static, WIRE_INTEGER_LIMITS
 from jetson_shm_ros.core.errors import DescriptorError
 from jetson_shm_ros.ros.conversion import from_msg, to_msg
+from jetson_shm_ros.ros.middleware import descriptor_qos
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from node_processes import isolated_env, NodeProcess, summary
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from test_hostile_input import descriptor_changes, mutate, SETTINGS
 
@@ -78,9 +78,8 @@ def test_hostile_descriptors_over_the_topic_leave_the_consumer_node_running(
     producer = processes.start(NodeProcess('producer', {
         'shm_name': shm_name, 'shape': [64], 'rate_hz': 50.0, 'policy': 'latest',
         'wait_for_consumers': 1}, env))
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DEPTH,
-                     reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.VOLATILE)
+    # The descriptor topic's QoS (transient-local): a volatile publisher would not match.
+    qos = descriptor_qos(DEPTH)
     latest = []
     node.create_subscription(DataDescriptor, TOPIC, lambda msg: latest.append(msg), qos)
     hostile = node.create_publisher(DataDescriptor, TOPIC, qos)

@@ -6,6 +6,7 @@ import time
 from conftest import SHM_DIR
 from jetson_shm_ros.nodes.consumer import ConsumerNode
 from jetson_shm_ros.nodes.producer import ProducerNode
+from jetson_shm_ros.ros.middleware import descriptor_qos
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 import pytest
 from rclpy.executors import SingleThreadedExecutor
@@ -104,7 +105,9 @@ def test_consumer_survives_hostile_descriptors(context, shm_name):
     """Garbage on the topic is counted and logged; the node keeps working."""
     producer = _make(ProducerNode, context, shm_name=shm_name, shape=[16], rate_hz=1000.0)
     consumer = _make(ConsumerNode, context)
-    hostile = producer.create_publisher(DataDescriptor, 'jetson_shm/descriptors', 10)
+    # With the descriptor topic's QoS (transient-local): a volatile publisher does not match.
+    hostile = producer.create_publisher(DataDescriptor, 'jetson_shm/descriptors',
+                                        descriptor_qos(10))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(consumer)
     executor.add_node(producer)

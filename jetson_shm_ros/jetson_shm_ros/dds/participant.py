@@ -98,7 +98,7 @@ def resolve_topic(topic: str, namespace: str = '/', node: str = '') -> Tuple[str
 
 
 def descriptor_qos(depth: int) -> Qos:
-    """Return the descriptor QoS of the rclpy nodes: reliable, keep-last(depth), transient-local."""
+    """Return the rclpy nodes' descriptor QoS: reliable, keep-last(depth), transient-local."""
     return Qos(Policy.Reliability.Reliable(duration(milliseconds=100)),
                Policy.History.KeepLast(depth), Policy.Durability.TransientLocal)
 

@@ -101,7 +101,7 @@ class ImageToShmNode(Node):
                                  f'{list(layout.shape)}: {error.detail}')
             return False
         # The new publisher is a new DDS writer: what goes out before the old one's subscribers
-        # matched it is lost (the descriptor topic is volatile).
+        # matched it reaches them only while it is still in its history (doc/late-joiners.md).
         self._publisher.wait_for_subscriptions(matched, _MATCH_TIMEOUT_S)
         self._layout = layout
         self.counts['segments'] += 1

@@ -63,7 +63,9 @@ class _Checker:
         try:
             return option.parse(value)
         except OptionError as error:
-            raise ArgumentError(f'{self.owner}: {error.detail}') from None
+            # The option's words, with the value as the caller passed it (repr).
+            raise ArgumentError(f'{self.owner}: {argument}={value!r} is not allowed: '
+                                f'{error.detail.split(" is not allowed: ", 1)[-1]}') from None
 
     def seconds(self, argument: str, value: Any, allow_none: bool = False) -> Any:
         """Check a duration that is not a node option: a finite number >= 0 (or None)."""
@@ -84,8 +86,9 @@ class _Checker:
         try:
             validate_full_topic_name(expand_topic_name(topic, node.get_name(),
                                                        node.get_namespace()))
-        except InvalidTopicNameException as error:
-            self.fail('topic', topic, f'a valid ROS topic name ({error})')
+        except (InvalidTopicNameException, ValueError) as error:
+            why = str(error).splitlines()[0].split(', at /')[0].rstrip(':')
+            self.fail('topic', topic, f'a valid ROS topic name ({why})')
         if callback_group is not None and not isinstance(callback_group, CallbackGroup):
             self.fail('callback_group', callback_group, 'None or an rclpy CallbackGroup')
 

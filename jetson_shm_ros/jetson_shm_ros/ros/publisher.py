@@ -190,9 +190,10 @@ class ShmPublisher(Endpoint):
         """
         Wait until `count` subscriptions matched this publisher, or `timeout_s` passed.
 
-        The descriptor topic is volatile: what is published before a subscription matched never
-        reaches it. A node that re-creates its publisher (a new frame size) calls this with the
-        count the old one had, so no subscriber misses the first frames of the new segment.
+        What is published before a subscription matched reaches it only while it is still in
+        the publisher's history (the last `qos_depth` descriptors, doc/late-joiners.md). A
+        node that re-creates its publisher (a new frame size) calls this with the count the
+        old one had, so no subscriber misses the first frames of the new segment.
         Matching happens in the middleware's threads: this needs no executor spinning.
 
         :return: whether `count` subscriptions matched in time
