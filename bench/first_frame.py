@@ -8,7 +8,9 @@ frame k carrying frame_id k) and measures, on CLOCK_REALTIME shared by both proc
 - ttff_ms: from the publisher process's start to the subscriber's first frame;
 - after_ctor_ms: from the end of the ShmPublisher constructor to that frame;
 - ctor_ms: how long the constructor took (process start to its end);
-- first: the number of the first frame that arrived (0: nothing was lost).
+- first: the number of the first frame that arrived (0: nothing was lost);
+- matched_at: the number of the frame the publisher was about to send when it first counted
+  the subscription as matched (None: the frame arrived before it counted it).
 
 Every process may run on its own RMW (`--pub-rmw`, `--sub-rmw`: mixed Fast DDS <-> Cyclone
 DDS needs both installed, e.g. a sourced build of rmw_cyclonedds_cpp). Prints one JSON line a
@@ -66,9 +68,12 @@ def _publisher(topic: str, policy: str, rate_hz: float, shm_name: str, start: fl
     pub = ShmPublisher(node, topic, dtype='uint8', shape=[64, 64, 3], policy=policy,
                        backend='cpu', shm_name=shm_name, diagnostics_period_s=0.0)
     print(f'CTOR {time.time():.6f}', flush=True)
-    frame, next_at = 0, time.monotonic()
+    frame, next_at, matched = 0, time.monotonic(), False
     deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
     while time.monotonic() < deadline:
+        if not matched and pub.subscription_count():
+            print(f'MATCHED {frame}', flush=True)
+            matched = True
         # Until the driver says stop (stdin closes) or the deadline.
         if select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.readline():
             break
@@ -126,7 +131,12 @@ def one_run(args, run: int) -> dict:
         ctor = float(_line(pub, 'CTOR', UP_TIMEOUT_S))
         first_time, first = _line(sub, 'FIRST', FIRST_FRAME_TIMEOUT_S).split()
         first_time = float(first_time)
-        return {'run': run, 'first': int(first), 'ttff_ms': (first_time - start) * 1e3,
+        try:  # the frame number the publisher was at when it first counted the subscription
+            matched = int(_line(pub, 'MATCHED', 2.0))
+        except (RuntimeError, ValueError):
+            matched = None  # the subscription had its frame before the publisher counted it
+        return {'run': run, 'first': int(first), 'matched_at': matched,
+                'ttff_ms': (first_time - start) * 1e3,
                 'after_ctor_ms': (first_time - ctor) * 1e3, 'ctor_ms': (ctor - start) * 1e3}
     finally:
         for process in (pub, sub):
@@ -175,6 +185,10 @@ def main(argv=None) -> int:
                'policy': args.policy, 'rate_hz': args.rate_hz, 'runs': len(results),
                'failed': len(results) - len(done),
                'frame0_arrived': sum(result['first'] == 0 for result in done),
+               # The first frame after the publisher counted the subscription, or an earlier one.
+               'first_after_match_arrived': sum(
+                   result['matched_at'] is None or result['first'] <= result['matched_at']
+                   for result in done),
                'first_frames': [result['first'] for result in done]}
     for key in ('ttff_ms', 'after_ctor_ms', 'ctor_ms'):
         if done:
