@@ -121,3 +121,39 @@ def test_a_late_joiner_gets_recent_frames_and_no_invalid_one(processes, shm_name
     # History whose slot was rewritten meanwhile is dropped unread: at most the history depth.
     assert counts['invalid'] == 0 and counts['dropped'] <= SLOTS, sub.output()
     assert pub.popen.returncode == 0, pub.output()
+
+
+def test_a_parameter_makes_the_subscription_volatile_for_a_volatile_publisher(
+        context, shm_name):
+    # An older jetson_shm_ros (or a hand-written publisher) offers volatile descriptors: a
+    # transient-local subscription cannot match it, one overridden to volatile does.
+    from jetson_shm_ros import ShmPublisher, ShmSubscription
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy
+
+    def node(name, endpoint):
+        return Node(name, context=context, parameter_overrides=[Parameter(
+            f'qos_overrides./frames.{endpoint}.durability', value='volatile')])
+
+    old, new = node('jsr_volatile_pub', 'publisher'), node('jsr_volatile_sub', 'subscription')
+    received = []
+    try:
+        pub = ShmPublisher(old, 'frames', dtype='uint8', shape=[8], shm_name=shm_name)
+        sub = ShmSubscription(new, 'frames', lambda frame, info: received.append(info),
+                              diagnostics_period_s=0.0)
+        assert pub._publisher.qos_profile.durability == DurabilityPolicy.VOLATILE
+        assert sub._subscription.qos_profile.durability == DurabilityPolicy.VOLATILE
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(new)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not received and time.monotonic() < deadline:
+            if pub.subscription_count():
+                pub.publish_test_pattern()
+            executor.spin_once(timeout_sec=0.05)
+        assert received, 'nothing arrived through the volatile override'
+        executor.shutdown()
+    finally:
+        new.destroy_node()
+        old.destroy_node()

@@ -75,6 +75,21 @@ class FrameProducer:
         self.frames_published = 0
         self.waits = 0
         self.aborted = 0
+        self._expected_readers = 0
+        self._expected_until_timeouts = 0
+
+    def expect_readers(self, count: int) -> None:
+        """
+        Reliable policy: wait for `count` readers before the first reuse of a slot, once.
+
+        For subscribers known to be there (matched on DDS) but not registered yet: a reader
+        registers only when its first descriptor arrives, which can be after the producer
+        went round its slots, so their first frames would be overwritten. The wait lasts until
+        `count` readers registered or one release timeout passed (logged), then only
+        `required_readers` counts again.
+        """
+        self._expected_readers = count
+        self._expected_until_timeouts = self.pool.counters['release_timeouts'] + 1
 
     def begin(self) -> Optional['SlotWrite']:
         """
@@ -83,7 +98,14 @@ class FrameProducer:
         :return: the open write (finish it with commit() or abort()), or None when no slot is
             free now (reliable policy waiting for a release)
         """
-        slot = self.pool.acquire(self.required_readers)
+        required = self.required_readers
+        if self._expected_readers:
+            if len(self.pool.readers()) >= self._expected_readers or \
+                    self.pool.counters['release_timeouts'] >= self._expected_until_timeouts:
+                self._expected_readers = 0  # they came, or one timeout: never wait again
+            else:
+                required = max(required, self._expected_readers)
+        slot = self.pool.acquire(required)
         if slot is None:
             self.waits += 1
             return None

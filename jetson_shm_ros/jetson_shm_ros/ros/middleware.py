@@ -5,6 +5,7 @@ import time
 
 from jetson_shm_ros.process.runner import stop_requested
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 from rclpy.utilities import get_rmw_implementation_identifier
 
 
@@ -28,6 +29,18 @@ def descriptor_qos(depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def descriptor_qos_overrides() -> QoSOverridingOptions:
+    """
+    Let users override the descriptor QoS by parameter: history, depth, reliability, durability.
+
+    e.g. `-p qos_overrides./frames.subscription.durability:=volatile` lets a subscription match
+    a volatile publisher of descriptors (an older jetson_shm_ros, or one written by hand).
+    """
+    return QoSOverridingOptions(policy_kinds=(
+        QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
+        QoSPolicyKind.DURABILITY))
 
 
 def wait_for_discovery(node, publisher, timeout_s: float) -> bool:

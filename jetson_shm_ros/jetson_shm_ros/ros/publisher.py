@@ -12,12 +12,11 @@ from jetson_shm_ros.ros.arguments import publisher_arguments
 from jetson_shm_ros.ros.conversion import to_msg
 from jetson_shm_ros.ros.diagnostics import LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint
-from jetson_shm_ros.ros.middleware import describe_qos, descriptor_qos, rmw_name, \
-    wait_for_discovery
+from jetson_shm_ros.ros.middleware import (
+    describe_qos, descriptor_qos, descriptor_qos_overrides, rmw_name, wait_for_discovery)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos_overriding_options import QoSOverridingOptions
 
 # How often a loan or publish with a timeout looks for a free slot again.
 _RETRY_S = 0.0005
@@ -114,7 +113,7 @@ class ShmPublisher(Endpoint):
         qos = descriptor_qos(qos_depth or slots)
         self._publisher = node.create_publisher(
             DataDescriptor, topic, qos, callback_group=callback_group,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            qos_overriding_options=descriptor_qos_overrides())
         self.topic = self._publisher.topic_name
         self.shm_name = shm_name or default_shm_name(node, self.topic)
         self._frames = FrameProducer(
@@ -132,6 +131,10 @@ class ShmPublisher(Endpoint):
         if discovery_s is None:
             discovery_s = RELIABLE_DISCOVERY_TIMEOUT_S if policy == 'reliable' else 0.0
         matched = bool(discovery_s) and wait_for_discovery(node, self._publisher, discovery_s)
+        if matched and policy == 'reliable':
+            # Matched is not attached: a subscriber registers with its first descriptor.
+            frames.expect_readers(self.subscription_count())
+        qos = self._publisher.qos_profile  # as parameters (qos_overrides.*) may have changed it
         node.get_logger().info(
             f'shm publisher: rmw={rmw_name()} topic={self.topic} segment={self.shm_name} '
             f'backend={self.backend.name} mode={self.backend.mode} '

@@ -11,10 +11,10 @@ from jetson_shm_ros.ros.conversion import from_msg
 from jetson_shm_ros.ros.diagnostics import ERROR, LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint
 from jetson_shm_ros.ros.frame_info import FrameInfo
-from jetson_shm_ros.ros.middleware import describe_qos, descriptor_qos, rmw_name
+from jetson_shm_ros.ros.middleware import (
+    describe_qos, descriptor_qos, descriptor_qos_overrides, rmw_name)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
 from rclpy.node import Node
-from rclpy.qos_overriding_options import QoSOverridingOptions
 
 
 class ShmSubscription(Endpoint):
@@ -83,13 +83,13 @@ class ShmSubscription(Endpoint):
         qos = descriptor_qos(queue_depth)
         self._subscription = node.create_subscription(
             DataDescriptor, topic, self._on_descriptor, qos, callback_group=callback_group,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            qos_overriding_options=descriptor_qos_overrides())
         self.topic = self._subscription.topic_name
         node.get_logger().info(
             f'shm subscription: rmw={rmw_name()} topic={self.topic} backend={self.backend.name} '
             f'mode={self.backend.mode} device="{self.backend.device}" '
             f'pointer={self.backend.pointer_source} verify={verify} '
-            f'qos="{describe_qos(qos)}"')
+            f'qos="{describe_qos(self._subscription.qos_profile)}"')
         self._start_diagnostics('shm subscription', self.topic, '', diagnostics_period_s,
                                 self._report, callback_group)
 
