@@ -3,6 +3,7 @@
 from dataclasses import replace
 import multiprocessing
 import os
+import time
 
 from jetson_shm_ros.core.descriptor import Descriptor, MEMORY_CUDA_IPC
 from jetson_shm_ros.core.errors import SegmentError
@@ -223,3 +224,33 @@ def test_pool_is_unlinked_when_producer_closes(shm_name):
     assert isinstance(stream.pool, SlotPool)
     stream.close()
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+def test_a_reliable_producer_waits_for_the_readers_it_expects_to_attach(shm_name, consumer):
+    producer = FrameProducer(shm_name, 2, 'uint8', [16], policy='reliable',
+                             release_timeout_s=60.0)
+    try:
+        producer.expect_readers(1)  # matched on DDS, not attached: it attaches with frame 0
+        first = [producer.try_write_pattern() for _ in range(2)]
+        assert all(first), 'never-written slots need no reader'
+        assert producer.try_write_pattern() is None, 'slot 0 reused before its reader came'
+        assert [consumer.handle(desc) for desc in first] == [VERIFIED, VERIFIED]
+        assert producer.try_write_pattern() is not None
+    finally:
+        producer.close()
+
+
+def test_an_expected_reader_that_never_attaches_costs_one_release_timeout(shm_name):
+    producer = FrameProducer(shm_name, 2, 'uint8', [16], policy='reliable',
+                             release_timeout_s=0.05)
+    try:
+        producer.expect_readers(1)  # e.g. `ros2 topic echo`: matched, never attaches
+        assert all(producer.try_write_pattern() for _ in range(2))
+        deadline = time.monotonic() + 30.0
+        while producer.try_write_pattern() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert producer.pool.counters['release_timeouts'] == 1
+        assert all(producer.try_write_pattern() for _ in range(10)), 'it waited again'
+        assert producer.pool.counters['release_timeouts'] == 1
+    finally:
+        producer.close()
