@@ -159,6 +159,13 @@ def test_read_command_line_refuses_with_one_line(argv, words):
     assert words in str(error.value) and '\n' not in str(error.value), str(error.value)
 
 
+def test_read_command_line_skips_the_program_name_even_when_it_looks_like_an_option():
+    # `python -c CODE --ros-args ...` has sys.argv == ['-c', '--ros-args', ...].
+    assert read_command_line(['-c', '--ros-args', '-p', 'frames:=1']) == []
+    with pytest.raises(OptionError, match="unexpected argument.s. '-c'"):
+        read_command_line(['-c', '--ros-args', '-p', 'frames:=1'], with_program=False)
+
+
 @pytest.mark.parametrize('argv, words', [
     (['--ros-args', '-p', 'shape:=[1024,1024'],
      '[FATAL] bad command line: -p shape:=[1024,1024 is not allowed'),

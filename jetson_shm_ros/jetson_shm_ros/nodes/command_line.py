@@ -49,10 +49,10 @@ def _as_parameter_option(token: str) -> str:
     return f'-p {name}:=' if token.startswith('--') else token
 
 
-def _check_unexpected(argv: Sequence[str]) -> None:
+def _check_unexpected(argv: Sequence[str], with_program: bool) -> None:
     rest = remove_ros_args(list(argv))
-    if rest and not rest[0].startswith('-'):
-        rest = rest[1:]  # the program name
+    if with_program:
+        rest = rest[1:]  # the program name ('-c' under `python -c`)
     if not rest:
         return
     hint, index = [], 0
@@ -89,11 +89,12 @@ def _parameter(name: str, value) -> Parameter:
         return Parameter(name, Parameter.Type.STRING, str(value))
 
 
-def read_command_line(argv: Sequence[str]) -> List[Parameter]:
+def read_command_line(argv: Sequence[str], with_program: bool = True) -> List[Parameter]:
     """
     Check a node's command line before rclpy.init.
 
-    :param argv: the process arguments (with or without the program name)
+    :param argv: the process arguments
+    :param with_program: whether argv[0] is the program name (as in sys.argv)
     :return: parameter_overrides for the node: the last value of each parameter that `-p`
         sets more than once (empty when none is)
     :raises OptionError: for a malformed -p value or an argument outside --ros-args
@@ -105,7 +106,7 @@ def read_command_line(argv: Sequence[str]) -> List[Parameter]:
         name, value = _value(rule)
         last[name] = value
         seen[name] = seen.get(name, 0) + 1
-    _check_unexpected(argv)
+    _check_unexpected(argv, with_program)
     # Only unqualified names (`node:name:=v` is left to rcl), and only what -p set twice.
     return [_parameter(name, value) for name, value in last.items()
             if seen[name] > 1 and ':' not in name]

@@ -60,7 +60,9 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
         line or a failed start
     """
     try:
-        overrides = read_command_line(sys.argv if args is None else args)
+        # main(args) gets sys.argv-like lists (`main(sys.argv)`) or bare ROS arguments.
+        overrides = read_command_line(sys.argv if args is None else args, with_program=(
+            args is None or bool(args) and not args[0].startswith('-')))
         rclpy.init(args=args)
     except (OptionError, RCLError) as error:
         problem = error.detail if isinstance(error, OptionError) else rcl_problem(error)
