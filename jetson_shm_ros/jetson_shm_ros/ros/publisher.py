@@ -23,7 +23,7 @@ _RETRY_S = 0.0005
 # How often wait_for_subscriptions() asks the middleware again.
 _MATCH_POLL_S = 0.01
 # The default discovery wait of a `reliable` publisher (constructor): a subscription that
-# already ran matched within 1.4 s on an idle 2-core machine, and within about 3 s with a
+# already ran matched within 1.4 s on a lightly loaded 2-core machine, and about 3 s with a
 # load of 8 on it (doc/late-joiners.md).
 RELIABLE_DISCOVERY_TIMEOUT_S = 5.0
 
