@@ -126,10 +126,11 @@ class AttachedSegment(SegmentMapping):
     @property
     def registered(self) -> bool:
         """Tell whether this object holds an active reader entry."""
-        if self._reader_index is None:
+        index = self._reader_index
+        if index is None or self.closed:
             return False
-        entry = self._readers[self._reader_index]
-        return int(entry['state']) == READER_ACTIVE and int(entry['pid']) == os.getpid()
+        return int(self._reader_states[index]) == READER_ACTIVE and \
+            int(self._reader_pids[index]) == os.getpid()
 
     @property
     def evicted(self) -> bool:

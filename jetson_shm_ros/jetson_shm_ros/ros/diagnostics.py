@@ -8,6 +8,7 @@ latency from the header stamp (p50/p99 over the period). `ros2 topic echo /diagn
 shows it; rqt_robot_monitor and diagnostic_aggregator read it.
 """
 
+import random
 import time
 from typing import Callable, Dict, List, Tuple
 
@@ -36,7 +37,7 @@ class LatencyWindow:
         if len(self._samples) < MAX_LATENCY_SAMPLES:
             self._samples.append(latency_ns)
         else:
-            self._samples[np.random.randint(MAX_LATENCY_SAMPLES)] = latency_ns
+            self._samples[random.randrange(MAX_LATENCY_SAMPLES)] = latency_ns
 
     def take(self) -> Dict[str, object]:
         """Return {'latency_p50_ms', 'latency_p99_ms'} of the period (or '-') and start anew."""
