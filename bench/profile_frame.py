@@ -77,7 +77,7 @@ def main() -> int:
         desc = from_msg(msg)
 
         def split():
-            """Producer and consumer CPU of the same frames, timed apart (a fresh frame each)."""
+            """Time producer and consumer CPU of the same frames apart (a fresh frame each)."""
             producer = consumer = 0.0
             for _ in range(args.frames):
                 captured.clear()

@@ -223,3 +223,14 @@ def test_pool_is_unlinked_when_producer_closes(shm_name):
     assert isinstance(stream.pool, SlotPool)
     stream.close()
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+def test_descriptors_that_never_arrive_are_counted_missed(producer, consumer):
+    """A gap in a producer's sequences (a descriptor lost before the consumer) is counted."""
+    sent = [producer.try_write_pattern() for _ in range(6)]
+    for desc in sent[:2] + sent[4:]:  # the third and fourth never arrive
+        assert consumer.handle(desc) in (VERIFIED, DROPPED)
+    assert consumer.counts['missed'] == 2, consumer.summary()
+    assert consumer.summary().split()[7] == 'missed=2'
+    consumer.handle(sent[5])  # the same descriptor again: no gap
+    assert consumer.counts['missed'] == 2, consumer.summary()

@@ -19,6 +19,8 @@ class AttachedSegment(SegmentMapping):
     def __init__(self, name: str, fd: int, size: int):
         super().__init__(name, fd, size)
         self._reader_index: Optional[int] = None
+        # The newest sequence a consumer received a descriptor for (0: none yet).
+        self.last_seen = 0
         # Claims per slot by this object's threads; the shared bit is set while any is held.
         self._held: List[int] = []
         self._claim_lock = threading.Lock()

@@ -25,8 +25,10 @@ UNVERIFIED = 'unverified'
 DROPPED = 'dropped'
 INVALID = 'invalid'
 # The consumer's summary line, in this order (tools parse its first four fields).
+# missed: descriptors a producer published that never arrived here (a gap in its sequences:
+# a DDS keep-last queue that overflowed, e.g. under a slow executor).
 SUMMARY_COUNTS = ('received', VERIFIED, DROPPED, INVALID, UNVERIFIED, 'in_place_bytes',
-                  'copied_bytes')
+                  'copied_bytes', 'missed')
 
 
 class FrameConsumer:
@@ -101,6 +103,14 @@ class FrameConsumer:
             # let a reliable producer overwrite frames this reader has not been sent.
             if desc.sequence <= segment.sequence(desc.slot):
                 segment.release(desc.slot, desc.sequence)
+                self._count_gap(segment, desc.sequence)
+
+    def _count_gap(self, segment: AttachedSegment, sequence: int) -> None:
+        """Count the descriptors between the last one seen and this one as missed."""
+        # Frame k is published with sequence 2k + 2, every frame of a segment in order.
+        if segment.last_seen and sequence > segment.last_seen + 2:
+            self.counts['missed'] += (sequence - segment.last_seen) // 2 - 1
+        segment.last_seen = max(segment.last_seen, sequence)
 
     def _claim(self, segment: AttachedSegment, desc: Descriptor) -> Optional[str]:
         """

@@ -146,9 +146,10 @@ class ShmSubscription(Endpoint):
                   **self._latency.take()}
         if fresh['invalid']:
             return ERROR, f'{fresh["invalid"]} invalid descriptor(s) this period', values
-        if fresh['dropped'] or fresh['callback_errors']:
-            return WARN, (f'{fresh["dropped"]} frame(s) dropped, {fresh["callback_errors"]} '
-                          'callback error(s) this period'), values
+        if fresh['dropped'] or fresh['callback_errors'] or fresh['missed']:
+            return WARN, (f'{fresh["dropped"]} frame(s) dropped, {fresh["missed"]} '
+                          f'descriptor(s) missed, {fresh["callback_errors"]} callback error(s) '
+                          'this period'), values
         if not counts['received']:
             return OK, 'waiting for the first frame', values
         return OK, f'{fresh["received"]} frame(s) received', values
