@@ -40,6 +40,8 @@ WINDOW = SLOTS - 1
 # A pause after a ros_msg phase: its big messages are still being freed and acknowledged.
 AFTER_ROS_MSG_S = 1.0
 THROUGHPUT_WARMUP = 1
+# Throughput's longest run when its frames are slow (a plain message of 256 MiB), full mode.
+THROUGHPUT_HARD_BUDGET_S = 10.0
 # A phase that runs longer than this prints a progress line now and then.
 PROGRESS_EVERY_S = 10.0
 
@@ -214,8 +216,9 @@ class Publisher:
         warmup = THROUGHPUT_WARMUP
         in_flight, lost, k = {}, 0, 0
         began = time.monotonic()
+        hard_budget_s = phase.get('hard_budget_s') or THROUGHPUT_HARD_BUDGET_S
         while time.monotonic() - began < phase['duration_s'] or len(self.frames) < 3 + \
-                warmup and time.monotonic() - began < phase['hard_budget_s']:
+                warmup and time.monotonic() - began < hard_budget_s:
             for done in [key for key in in_flight if key in self.frames]:
                 del in_flight[done]
             for stale in [key for key, t in in_flight.items() if time.monotonic() - t > timeout_s]:

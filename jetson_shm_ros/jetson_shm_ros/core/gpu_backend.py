@@ -37,11 +37,15 @@ from jetson_shm_ros.core.cuda.staging import CopyStaging, WorkStream
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import BackendUnavailable, SegmentError
 from jetson_shm_ros.core.logs import get_logger
-from jetson_shm_ros.core.payload import payload_nbytes
+from jetson_shm_ros.core.payload import checksum_words, payload_nbytes
 import numpy as np
 
 GPU_BACKENDS = ('pinned', 'cuda_ipc')
 POINTER_CHOICES = ('auto', 'device')
+# Pinned slots are host memory: up to this size the CPU sums a payload faster than a kernel
+# launch plus the result's copy back and a stream synchronize (~45 us a checksum on an H200
+# host, doc/performance.md), so both sides of a small frame skip the GPU round trip.
+HOST_CHECKSUM_MAX_BYTES = 64 << 10
 
 _log = get_logger('jetson_shm_ros.gpu')
 
@@ -192,6 +196,10 @@ class GpuBackend:
         """Return the payload's checksum, computed on the GPU (see core.payload.checksum_words)."""
         region, address = self._ordered(segment, offset, nbytes)
         stream = self._work.stream
+        if isinstance(region, PinnedRegion) and nbytes <= HOST_CHECKSUM_MAX_BYTES:
+            if region.writable:
+                self._work.synchronize()  # the writes queued so far (and joined) have landed
+            return checksum_words(segment.view(offset, nbytes))
         if self.mode == 'copy':
             address = self._staging.copy_in(region, address, nbytes)
         else:
