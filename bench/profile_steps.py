@@ -20,6 +20,7 @@ PRODUCER_STEPS = [
     ('frames', 'begin', 'take a slot (acquire, claim CAS, sequence odd)'),
     ('frames', 'array', 'slot as an array'),
     ('fill', None, 'fill the frame (one device kernel or memset)'),
+    ('backend', 'copy_into', 'publish(array): copy the source into the slot'),
     ('backend', 'checksum', 'checksum of the slot'),
     ('backend', 'synchronize', 'device synchronize'),
     ('pool', 'end_write', 'sequence even, claim dropped'),
@@ -86,6 +87,9 @@ def main() -> int:
     parser.add_argument('--side', type=int, default=64, help='frame is side x side bytes')
     parser.add_argument('--frames', type=int, default=2000)
     parser.add_argument('--checksum', type=int, default=1, help='1: producer sends checksums')
+    parser.add_argument('--publish', action='store_true',
+                        help='publish(array) of a source on the device (CuPy; NumPy on cpu) '
+                             'instead of a loan filled in place')
     args = parser.parse_args()
 
     import rclpy
@@ -112,15 +116,28 @@ def main() -> int:
         frame_value[0] = (frame_value[0] + 1) % 251
         frame.fill(frame_value[0])
 
+    sources = None
+    if args.publish:
+        rng = np.random.default_rng(1)
+        sources = [rng.integers(0, 256, (args.side, args.side), dtype=np.uint8)
+                   for _ in range(2)]
+        if args.backend != 'cpu':
+            import cupy
+            sources = [cupy.asarray(source) for source in sources]
+
     def one_frame(timed: bool):
         sent.clear()
         began = (time.thread_time_ns(), time.perf_counter_ns())
-        with pub.loan(frame_id='1') as frame:
-            if timed:
-                Timed(fill, totals, 'producer: fill the frame (one device kernel or memset)')(
-                    frame)
-            else:
-                fill(frame)
+        if sources is not None:
+            frame_value[0] += 1
+            pub.publish(sources[frame_value[0] % 2], frame_id='1')
+        else:
+            with pub.loan(frame_id='1') as frame:
+                if timed:
+                    Timed(fill, totals, 'producer: fill the frame (one device kernel or memset)')(
+                        frame)
+                else:
+                    fill(frame)
         middle = (time.thread_time_ns(), time.perf_counter_ns())
         status = sub.handle_descriptor(sent[0])
         end = (time.thread_time_ns(), time.perf_counter_ns())
@@ -155,7 +172,8 @@ def main() -> int:
         rclpy.try_shutdown()
 
     print(f'per-frame time by step, backend {args.backend} ({args.mode}), {args.side}x{args.side}'
-          f' B, checksum {"on" if args.checksum else "off"}, {args.frames} frames, one process'
+          f' B, {"publish(array)" if args.publish else "loan"}, checksum '
+          f'{"on" if args.checksum else "off"}, {args.frames} frames, one process'
           ' (no DDS transit); us per frame: CPU median / CPU mean / wall median / wall mean')
     for side in ('producer', 'consumer'):
         total_cpu, total_cpu_mean = _per_frame(totals[f'{side} total'][0], args.frames)
