@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from jetson_shm_ros.core.segment import process_start_time, ProcessWatch
+from jetson_shm_ros.core.liveness import process_start_time, ProcessWatch
 
 TIMEOUT_S = 30.0
 
