@@ -31,7 +31,10 @@ class ShmSubscription(Endpoint):
     `invalid_reasons`, `drop_reasons`, /diagnostics). The slot is released whatever the
     callback does; an exception from it propagates as from any rclpy callback (counted as
     `callback_errors`, never as an invalid descriptor). Callbacks of one subscription run one at
-    a time, also under a MultiThreadedExecutor.
+    a time, also under a MultiThreadedExecutor, but do not spin descriptor subscriptions with
+    one: in rclpy it is 25-75 times slower per message, and descriptors a keep-last queue drops
+    behind it are lost (counted as `counts['missed']`, never silently). Spin with
+    jetson_shm_ros.ros.executors.make_executor() (the EventsExecutor where rclpy has it).
     """
 
     def __init__(self, node: Node, topic: str, callback: Callable[[object, FrameInfo], None],
