@@ -7,7 +7,8 @@
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
 #   make soak    stream 100,000 frames through restarting nodes and check for leaks (SOAK_ARGS)
-#   make bench   latency/throughput vs a plain ROS 2 message -> bench/results/ (MODE=quick|full)
+#   make bench   latency/throughput vs a plain ROS 2 message -> bench/results/local/ (git-ignored;
+#                BENCH_ARGS="--out-dir bench/results" to commit a run) (MODE=quick|full)
 #   make clean   remove build/ install/ log/      make distclean   also remove the venv
 #
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
