@@ -2,7 +2,8 @@
 Every shell block of README.md runs as written, in the shell the README tells users to open.
 
 Each block runs in `bash -e` from the repository root after `source scripts/env.sh` (the
-README's "A shell where your nodes run"), in its own ROS_DOMAIN_ID, with a deadline. The comment
+README's "A shell where your nodes run"), in its own ROS_DOMAIN_ID, with a deadline; on the
+PyPI path it starts without the venv or the workspace on any path, as a new terminal does. The comment
 line above a block (doc/index.md, "How the README stays true") says what must happen:
 `expect=REGEX` (exit 0 and a line matching REGEX), `until=REGEX` (REGEX printed, then SIGTERM to
 the block's process group, as Ctrl-C / `kill %1` by hand) or `skip: REASON`. A `make` in a block
@@ -52,6 +53,17 @@ def _environment() -> dict:
     env.setdefault('LOG_BASE', os.path.join(os.path.dirname(install), 'log' + suffix))
     for name in ('MAKEFLAGS', 'MAKELEVEL', 'MFLAGS'):  # a block's make is a user's make
         env.pop(name, None)
+    if env.get('JSR_ROS_MODE') == 'venv':
+        # What a new terminal has: neither the venv nor this workspace on any path, so that the
+        # block's `source scripts/env.sh` has to provide them (a sourced ROS 2 stays as it is).
+        for name in ('PYTHONPATH', 'AMENT_PREFIX_PATH', 'CMAKE_PREFIX_PATH', 'COLCON_PREFIX_PATH',
+                     'VIRTUAL_ENV', 'JSR_ROS_MODE', 'JSR_PYTHON',
+                     '_ROS_WHEELS_BOOTSTRAP_COMPLETE'):  # the ROS wheels' .pth sets up afresh
+            env.pop(name, None)
+        for name in ('PATH', 'LD_LIBRARY_PATH'):
+            kept = [entry for entry in env.get(name, '').split(':') if entry and not
+                    entry.startswith((env['JSR_VENV'] + '/', install + '/'))]
+            env[name] = ':'.join(kept)
     return env
 
 
@@ -127,3 +139,20 @@ def test_readme_block_runs(tmp_path, line, how, code):
             _stop(process)
     left = set(project_segments('jetson_shm_ros')) - before
     assert not left, f'README.md:{line}: segments left in /dev/shm: {sorted(left)}'
+
+
+def test_make_shell_opens_the_same_shell():
+    """`make shell` (named beside `source scripts/env.sh`): the package imports, nodes run."""
+    commands = ('python3 -c "import jetson_shm_ros.ros; print(\'imported\', '
+                'jetson_shm_ros.__file__)"\n'
+                'install/jetson_shm_ros/lib/jetson_shm_ros/consumer --ros-args -p frames:=x '
+                '< /dev/null\necho "consumer exit $?"\nexit\n')
+    result = subprocess.run(['make', 'shell'], cwd=ROOT, env=_environment(), input=commands,
+                            capture_output=True, text=True, timeout=BLOCK_DEADLINE_S)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    install = _environment()['INSTALL_BASE']
+    assert re.search(rf'imported {re.escape(install)}/jetson_shm_ros/\S+/__init__\.py',
+                     output), output
+    # The installed node ran and refused the bad value the way every node does.
+    assert 'bad_option: frames=x' in output and 'consumer exit 2' in output, output
