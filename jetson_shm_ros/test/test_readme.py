@@ -3,8 +3,8 @@ Every shell block of README.md runs as written, in the shell the README tells us
 
 Each block runs in `bash -e` from the repository root after `source scripts/env.sh` (the
 README's "A shell where your nodes run"), in its own ROS_DOMAIN_ID, with a deadline; on the
-PyPI path it starts without the venv or the workspace on any path, as a new terminal does. The comment
-line above a block (doc/index.md, "How the README stays true") says what must happen:
+PyPI path it starts without the venv or the workspace on any path, as a new terminal does.
+The comment line above a block (doc/index.md, "How the README stays true") says what must happen:
 `expect=REGEX` (exit 0 and a line matching REGEX), `until=REGEX` (REGEX printed, then SIGTERM to
 the block's process group, as Ctrl-C / `kill %1` by hand) or `skip: REASON`. A `make` in a block
 uses this run's venv and workspace (VENV, BUILD_BASE, INSTALL_BASE, LOG_BASE from the
