@@ -3,7 +3,8 @@ One benchmark run: `python -m bench [--mode quick|full]` (what `make bench` runs
 
 Measures the ceilings, starts the subscriber and the publisher process (bench/peer.py) on an
 isolated ROS domain, prints a line per phase while it runs, and writes
-bench/results/<machine>-<date>.json, .md and .png (bench/report.py).
+bench/results/local/<machine>-<date>.json, .md and .png (bench/report.py; git ignores
+local/: pass --out-dir bench/results to add a run to the committed ones).
 """
 
 import argparse
@@ -211,7 +212,9 @@ def main(argv=None) -> int:
                         default=list(EXECUTOR_PHASES),
                         help='subscriber executors measured beside single (at the smallest '
                              'size); none: leave the dimension out')
-    parser.add_argument('--out-dir', default=os.path.join(ceilings.ROOT, 'bench', 'results'))
+    # A local run's files go where git ignores them; --out-dir bench/results to commit one.
+    parser.add_argument('--out-dir', default=os.path.join(ceilings.ROOT, 'bench', 'results',
+                                                          'local'))
     args = parser.parse_args(argv)
 
     machine = ceilings.machine()

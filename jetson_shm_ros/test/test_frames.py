@@ -85,11 +85,15 @@ def test_every_validation_rule_rejects_and_counts_without_crashing(producer, con
     assert consumer.handle(desc) == VERIFIED, 'bad input leaves the consumer working'
 
 
-def test_corrupted_payload_is_invalid_never_verified(producer, consumer):
+def test_corrupted_payload_is_invalid_never_verified(producer, consumer, caplog):
     desc = producer.try_write_pattern()
     producer.pool.view(desc.offset, desc.nbytes)[7] ^= 0x40  # no sequence change: corruption
-    assert consumer.handle(desc) == INVALID
+    with caplog.at_level('ERROR'):
+        assert consumer.handle(desc) == INVALID
     assert consumer.invalid_reasons['checksum_mismatch'] == 1
+    # The descriptor was right; the payload was not: the log line says which.
+    assert 'invalid payload (checksum_mismatch' in caplog.text, caplog.text
+    assert 'invalid descriptor' not in caplog.text
 
 
 def test_overwritten_slot_is_dropped_before_reading(producer, consumer):

@@ -19,6 +19,8 @@ _log = get_logger('jetson_shm_ros.frames')
 
 # Segments a consumer keeps mapped at once (one per producer it listens to).
 MAX_MAPPED_SEGMENTS = 8
+# Invalid reasons that fault the payload, not the descriptor (logged as 'invalid payload').
+PAYLOAD_REASONS = frozenset({'checksum_mismatch'})
 
 VERIFIED = 'verified'
 UNVERIFIED = 'unverified'
@@ -222,7 +224,8 @@ class FrameConsumer:
         seen = self.invalid_reasons[reason]
         # First ones in full, then a reminder now and then: a bad peer must not flood the log.
         if seen <= 5 or seen % 100 == 0:
-            _log.error('invalid descriptor (%s, seen %d times) for %r slot %s: %s', reason, seen,
+            what = 'payload' if reason in PAYLOAD_REASONS else 'descriptor'
+            _log.error('invalid %s (%s, seen %d times) for %r slot %s: %s', what, reason, seen,
                        desc.shm_name, desc.slot, detail)
         return INVALID
 

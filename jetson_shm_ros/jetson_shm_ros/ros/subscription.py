@@ -74,8 +74,8 @@ class ShmSubscription(Endpoint):
             f'mode={self.backend.mode} device="{self.backend.device}" '
             f'pointer={self.backend.pointer_source} verify={verify} '
             f'qos="{describe_qos(qos)}"')
-        self._start_diagnostics('shm subscription', self.topic, '', diagnostics_period_s,
-                                self._report, callback_group)
+        self._start_diagnostics('shm subscription', self.topic, self._hardware_id,
+                                diagnostics_period_s, self._report, callback_group)
 
     @property
     def counts(self) -> Counter:
@@ -129,6 +129,11 @@ class ShmSubscription(Endpoint):
     def _deliver(self, frame, desc: Descriptor) -> None:
         verified = self._frames.verify and desc.checksum_valid
         self._callback(frame, FrameInfo.from_descriptor(desc, self._header, verified))
+
+    def _hardware_id(self) -> str:
+        # What the status is about: the segments mapped so far (none before the first frame).
+        with self._lock:
+            return ','.join(self._frames.mapped_segments()) or f'(no segment yet) {self.topic}'
 
     def _report(self) -> Report:
         with self._lock:
