@@ -32,7 +32,7 @@ COLCON_TEST_ARGS ?=
 PYTEST_ARGS ?= -ra
 
 PACKAGES := jetson_shm_ros_interfaces jetson_shm_ros
-REQUIREMENTS := $(ROOT)/requirements/ros-kilted.txt
+REQUIREMENTS := $(ROOT)/requirements/ros-kilted.txt $(ROOT)/requirements/record.txt
 VENV_DIR := $(call in_root,$(VENV))
 STAMP := $(VENV_DIR)/.jsr-setup.stamp
 
@@ -78,7 +78,7 @@ $(STAMP): $(REQUIREMENTS) $(ROOT)/scripts/fix_venv_cmake_paths.py
 	@# The venv is an ament prefix; an (empty) local_setup.sh keeps colcon from warning about it.
 	@echo '# jetson_shm_ros: the venv is an ament prefix; nothing to set up here (see scripts/env.sh).' \
 	  > "$(VENV_DIR)/local_setup.sh"
-	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check -r "$(REQUIREMENTS)"
+	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r "$(r)")
 	"$(VENV_DIR)/bin/python" "$(ROOT)/scripts/fix_venv_cmake_paths.py"
 	@touch "$@"
 
