@@ -59,4 +59,4 @@ class OptionError(ShmRosError, ValueError):
 
 
 class BagError(ShmRosError):
-    """A bag that cannot be written or read as asked (unwritable, full disk, truncated, corrupt)."""
+    """A bag cannot be written or read as asked (unwritable, full disk, truncated, corrupt)."""

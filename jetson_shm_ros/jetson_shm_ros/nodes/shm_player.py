@@ -1,4 +1,4 @@
-"""shm_player: a bag's frames back into shared memory (ShmPublisher), with their recorded timing."""
+"""shm_player: a bag's frames into shared memory (ShmPublisher) with their recorded timing."""
 
 import time
 from typing import Dict, Tuple

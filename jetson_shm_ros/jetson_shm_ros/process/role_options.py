@@ -185,6 +185,8 @@ RECORDER_NODE_OPTIONS: Tuple[Option, ...] = (
            **_BYTES),
     Option('split_bytes', int, 0, 'Start a new .mcap file of the bag past this many bytes; '
            '0 = one file', **_BYTES),
+    Option('chunk_bytes', int, 4 * 2**20, 'Bytes of frames per MCAP chunk: the unit written at '
+           'once, and the most a failing disk can lose', minimum=2**16, maximum=2**31),
     Option('queue_bytes', int, 512 * 2**20, 'Most bytes of frames waiting for the disk; past '
            'it frames are refused (counted as queue_full) instead of memory growing',
            minimum=2**20, maximum=2**40),
@@ -208,7 +210,7 @@ PLAYER_NODE_OPTIONS: Tuple[Option, ...] = (
     Option('loop', bool, False, 'Start again at the end of the bag'),
     Option('start_offset_s', float, 0.0, 'Skip this many seconds at the start of the bag',
            minimum=0.0, maximum=1e9),
-    replace(SLOTS, description='Slots of each replayed topic\'s segment'),
+    replace(SLOTS, description="Slots of each replayed topic's segment"),
     replace(POLICY, description='Policy of the replayed segments: ' + POLICY.description),
     replace(WAIT_FOR_CONSUMERS, description='Do not publish a topic before this many '
             'subscriptions matched it; reliable policy: also consumers to wait for before '

@@ -12,9 +12,10 @@ Nothing recorded is lost to a stop or a failure:
   at start, after a chunk at most once a second, at a split and at close, so even a killed
   recorder leaves a bag whose metadata counts every chunk written up to a second before;
 - a write that fails (disk full, I/O error) truncates the file back to the end of the last
-  complete chunk, records one line in `error`, and refuses further messages: the bag then holds
-  every message of every complete chunk, in an MCAP file without its summary, which MCAP
-  readers scan (rosbag2 and Foxglove do; `mcap recover` rewrites it with one).
+  complete chunk, writes the summary of what is there, records one line in `error`, and
+  refuses further messages: the bag then holds every message of every complete chunk. Should
+  even the summary not fit, the file is left without it, which MCAP readers scan (rosbag2 and
+  Foxglove do; `mcap recover` or `ros2 bag reindex` rewrite it with one).
 """
 
 import os
@@ -22,8 +23,9 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from jetson_shm_ros.core.errors import BagError
+from jetson_shm_ros.record.mcap_file import McapFile
 from jetson_shm_ros.record.messages import SCHEMAS
-from mcap.writer import CompressionType, Writer
+from mcap.writer import CompressionType
 import yaml
 
 METADATA_FILE = 'metadata.yaml'
@@ -35,25 +37,6 @@ _METADATA_PERIOD_S = 1.0
 
 def _why(error: OSError) -> str:
     return error.strerror or str(error)
-
-
-class _File:
-    """One .mcap file of the bag and what has been committed to it (complete chunks)."""
-
-    def __init__(self, path: str, compression: CompressionType, chunk_bytes: int):
-        self.path = path
-        self.stream = open(path, 'xb')
-        # Chunks are finished by BagWriter (writer.flush()), never inside add_message.
-        self.writer = Writer(self.stream, chunk_size=2**62, compression=compression)
-        self.writer.start(profile='ros2', library='jetson_shm_ros shm_recorder')
-        self.writer.flush()
-        self.good_offset = self.stream.tell()
-        self.channels: Dict[str, int] = {}
-        self.schemas: Dict[str, int] = {}
-        self.count = 0
-        self.start_ns: Optional[int] = None
-        self.end_ns = 0
-        self.finished = False
 
 
 class BagWriter:
@@ -83,14 +66,14 @@ class BagWriter:
         self.topics: Dict[str, Tuple[str, int]] = {}  # topic -> (type, committed messages)
         self._pending: Dict[str, int] = {}
         self._pending_bytes = 0
-        self._done: List[_File] = []
+        self._done: List[McapFile] = []
         self._metadata_written = 0.0
         try:
             os.makedirs(self.path, exist_ok=True)
             if os.listdir(self.path):
                 raise BagError('bag_exists', f'{self.path} exists and is not empty: rosbag2 '
                                'bags are new directories; choose another output')
-            self._file = _File(self._next_path(), self._compression, chunk_bytes)
+            self._file = McapFile(self._next_path(), self._compression)
             self._write_metadata()
         except OSError as error:
             raise BagError('unwritable', f'cannot write the bag {self.path}: '
@@ -141,9 +124,9 @@ class BagWriter:
             self.topics.setdefault(topic, (kind, 0))
         current.writer.add_message(current.channels[topic], log_time_ns, data,
                                    publish_time_ns or log_time_ns)
-        current.start_ns = log_time_ns if current.start_ns is None else \
-            min(current.start_ns, log_time_ns)
-        current.end_ns = max(current.end_ns, log_time_ns)
+        current.pending_start_ns = log_time_ns if current.pending_start_ns is None else \
+            min(current.pending_start_ns, log_time_ns)
+        current.pending_end_ns = max(current.pending_end_ns, log_time_ns)
         self._pending[topic] = self._pending.get(topic, 0) + 1
         self._pending_bytes += len(data)
         if self._pending_bytes >= self._chunk_bytes:
@@ -160,11 +143,10 @@ class BagWriter:
         except OSError as error:
             self._fail(f'writing {current.path} failed: {_why(error)}')
             return
-        current.good_offset = current.stream.tell()
+        current.commit(self._pending)
         for topic, count in self._pending.items():
             kind, total = self.topics[topic]
             self.topics[topic] = (kind, total + count)
-            current.count += count
         self.bytes_written += self._pending_bytes
         self._pending.clear()
         self._pending_bytes = 0
@@ -176,7 +158,7 @@ class BagWriter:
     def _split(self) -> None:
         try:
             self._finish_file()
-            self._file = _File(self._next_path(), self._compression, self._chunk_bytes)
+            self._file = McapFile(self._next_path(), self._compression)
         except OSError as error:
             self._file = None
             self._fail(f'starting {self._next_path()} failed: {_why(error)}')
@@ -204,13 +186,10 @@ class BagWriter:
         if current is not None:
             self._done.append(current)
             try:
-                current.stream.close()
-            except OSError:
-                pass  # the buffer that could not be written; the file is cut below
-            try:
-                os.truncate(current.path, current.good_offset)
-            except OSError:
-                pass
+                current.finish_after_failure()
+            except OSError as error:
+                self.error += f'; {os.path.basename(current.path)} has no summary ' \
+                    f'({_why(error)}): `mcap recover` or `ros2 bag reindex` restores it'
         self._write_metadata_or_fail()
 
     def _write_metadata_or_fail(self) -> None:

@@ -215,7 +215,8 @@ def _decode(kind: str, data: bytes) -> Decoded:
         array = np.frombuffer(payload, np.dtype(dtype).newbyteorder('<'))
         if step != width * channels * array.dtype.itemsize:
             raise BagError('bad_message', f'{kind}: padded rows (step {step}) are not replayed')
-        return Decoded(array.reshape(image_shape(encoding, height, width)), sec * 10**9 + nanosec, frame_id, encoding)
+        return Decoded(array.reshape(image_shape(encoding, height, width)),
+                       sec * 10**9 + nanosec, frame_id, encoding)
     if kind not in _BY_TYPE:
         raise BagError('unsupported_type', f'{kind} is not a type shm_player replays '
                        f'(sensor_msgs/msg/Image or a std_msgs typed MultiArray)')

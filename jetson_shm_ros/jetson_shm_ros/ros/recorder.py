@@ -5,7 +5,7 @@ import time
 from typing import Optional, Sequence
 
 from jetson_shm_ros.core.errors import ShmRosError
-from jetson_shm_ros.record.bag_writer import BagWriter
+from jetson_shm_ros.record.bag_writer import BagWriter, DEFAULT_CHUNK_BYTES
 from jetson_shm_ros.record.messages import encode
 from jetson_shm_ros.record.write_queue import DEFAULT_QUEUE_BYTES, WriteQueue
 from jetson_shm_ros.ros.frame_info import FrameInfo
@@ -33,7 +33,8 @@ class ShmRecorder:
 
     def __init__(self, node: Node, topics: Sequence[str], output: str, *,
                  compression: str = 'none', max_frames: int = 0, max_bytes: int = 0,
-                 split_bytes: int = 0, backend: str = 'auto', verify: bool = True,
+                 split_bytes: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 backend: str = 'auto', verify: bool = True,
                  queue_depth: int = 16, queue_bytes: int = DEFAULT_QUEUE_BYTES,
                  diagnostics_period_s: float = 1.0):
         """
@@ -46,6 +47,7 @@ class ShmRecorder:
         :param max_frames: stop after this many frames in all; 0: until stopped
         :param max_bytes: stop once the bag would grow past this many bytes; 0: no limit
         :param split_bytes: start a new .mcap file past this size; 0: one file
+        :param chunk_bytes: bytes of frames per MCAP chunk (the most a failing disk loses)
         :param backend: where frames are mapped ('auto', 'cpu', 'pinned', 'cuda_ipc')
         :param verify: record only frames whose checksum (when sent) matched
         :param queue_depth: descriptor queue depth of each subscription
@@ -57,7 +59,8 @@ class ShmRecorder:
         self._max_frames = max_frames
         self.counts: Counter = Counter(frames=0, recorded=0, refused=0)
         self._queue = WriteQueue(BagWriter(output, compression=compression,
-                                           split_bytes=split_bytes, max_bytes=max_bytes),
+                                           split_bytes=split_bytes, max_bytes=max_bytes,
+                                           chunk_bytes=chunk_bytes),
                                  queue_bytes)
         self.path = self._queue.writer.path
         self._subscriptions = []
