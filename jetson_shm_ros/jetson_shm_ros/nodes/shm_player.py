@@ -6,6 +6,7 @@ from typing import Dict, Tuple
 from jetson_shm_ros.core.errors import BagError, NoFreeSlot, OptionError
 from jetson_shm_ros.nodes.ros_common import run_node
 from jetson_shm_ros.process.role_options import PLAYER_NODE_OPTIONS
+from jetson_shm_ros.record.malloc import keep_large_buffers
 from jetson_shm_ros.record.replay import Frame, Replay
 from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher
@@ -31,12 +32,16 @@ class ShmPlayerNode(Node):
         if not options['bag']:
             raise OptionError('bag is required: -p bag:=<bag directory or .mcap file>')
         self._options = options
+        keep_large_buffers()
         self.replay = Replay(options['bag'], options['topics'], rate=options['rate'],
                              loop=options['loop'], start_offset_s=options['start_offset_s'])
         self._frames = self.replay.frames()
         self._next = None
         self._drain_deadline = None
         self.counts = {'published': 0, 'no_free_slot': 0}
+        self._first_s = None  # monotonic time of the first frame published
+        self._last_s = None
+        self._late_max_s = 0.0
         self.get_logger().info(
             f'replaying {options["bag"]} ({len(self.replay.files)} file(s)) '
             f'topics={",".join(options["topics"])} rate={options["rate"] or "max"} '
@@ -109,7 +114,9 @@ class ShmPlayerNode(Node):
         return publisher
 
     def _publish(self, frame: Frame) -> None:
+        waited = time.monotonic()
         publisher = self._publisher(frame)
+        waited = time.monotonic() - waited  # for subscriptions: not lateness of the replay
         timeout = self._options['release_timeout_s'] \
             if self._options['policy'] == 'reliable' else 0.0
         try:
@@ -119,10 +126,18 @@ class ShmPlayerNode(Node):
             self.counts['no_free_slot'] += 1
             return
         self.counts['published'] += 1
+        now = time.monotonic()
+        self._late_max_s = max(self._late_max_s, now - waited - frame.due)
+        self._first_s = now if self._first_s is None else self._first_s
+        self._last_s = now
 
     def _counts(self) -> str:
+        timing = {}
+        if self._first_s is not None:
+            timing = {'elapsed_s': f'{self._last_s - self._first_s:.3f}',
+                      'late_max_ms': f'{self._late_max_s * 1e3:.1f}'}
         return ' '.join(f'{key}={value}' for key, value in
-                        {**self.counts, **self.replay.counts}.items())
+                        {**self.counts, **self.replay.counts, **timing}.items())
 
     def _on_status(self) -> None:
         self.get_logger().info('status: ' + self._counts())

@@ -4,7 +4,8 @@ WriteQueue: encoded messages handed to a BagWriter on a thread of its own (no RO
 The subscription callback copies a frame out of its slot and returns at once, so a disk
 that stalls for a moment (page cache write-back) never holds a slot or the executor; the
 queue absorbs the stall up to `max_bytes`, past which a message is refused and counted
-(`counts['queue_full']`) rather than memory growing without bound.
+(`counts['queue_full']`) rather than memory growing without bound, unless the caller
+asks to wait for room (a reliable producer: the held slot passes the back-pressure on).
 """
 
 from collections import Counter, deque
@@ -47,17 +48,21 @@ class WriteQueue:
         return self.writer.accepting and not self._closing
 
     def put(self, topic: str, kind: str, log_time_ns: int, data: bytes,
-            publish_time_ns: int = 0) -> bool:
+            publish_time_ns: int = 0, wait_s: float = 0.0) -> bool:
         """
         Queue one message for the disk.
 
+        :param wait_s: when the queue is full, wait this long for room (back-pressure)
         :return: False when it was refused (queue full, closing, or the bag stopped)
         """
         with self._condition:
+            if self._full(data) and wait_s > 0:
+                self._condition.wait_for(lambda: not self._full(data) or not self.accepting,
+                                         wait_s)
             if not self.accepting:
                 self.counts['not_written'] += 1
                 return False
-            if self._queued_bytes + len(data) > self._max_bytes and self._items:
+            if self._full(data):
                 self.counts['queue_full'] += 1
                 return False
             self._items.append((topic, kind, log_time_ns, data, publish_time_ns))
@@ -66,6 +71,9 @@ class WriteQueue:
             self.counts['queued'] += 1
             self._condition.notify()
         return True
+
+    def _full(self, data: bytes) -> bool:
+        return bool(self._items) and self._queued_bytes + len(data) > self._max_bytes
 
     def _run(self) -> None:
         while True:
@@ -76,6 +84,7 @@ class WriteQueue:
                     return
                 item = self._items.popleft()
                 self._queued_bytes -= len(item[3])
+                self._condition.notify_all()  # room for a waiting put()
             if self.writer.write(item[0], item[1], item[2], item[3], item[4]):
                 self.counts['written'] += 1
             else:

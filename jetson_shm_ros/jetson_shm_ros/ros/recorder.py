@@ -6,12 +6,16 @@ from typing import Optional, Sequence
 
 from jetson_shm_ros.core.errors import ShmRosError
 from jetson_shm_ros.record.bag_writer import BagWriter, DEFAULT_CHUNK_BYTES
+from jetson_shm_ros.record.malloc import keep_large_buffers
 from jetson_shm_ros.record.messages import encode
 from jetson_shm_ros.record.write_queue import DEFAULT_QUEUE_BYTES, WriteQueue
 from jetson_shm_ros.ros.frame_info import FrameInfo
 from jetson_shm_ros.ros.subscription import ShmSubscription
 import numpy as np
 from rclpy.node import Node
+
+# Under a reliable producer, longest wait for room in the write queue before a frame is refused.
+_RELIABLE_WAIT_S = 30.0
 
 
 class ShmRecorder:
@@ -20,7 +24,9 @@ class ShmRecorder:
 
     Each topic is read through a ShmSubscription like any other: under the `latest` policy the
     recorder never slows the producer (a frame it cannot keep up with is dropped and counted);
-    under `reliable` it is one more reader the producer waits for. Every verified frame is
+    under `reliable` it is one more reader the producer waits for, and when the disk falls
+    behind by more than `queue_bytes` it holds the slot until there is room, so the producer
+    slows down instead of frames being lost. Every verified frame is
     copied out of its slot once (a GPU slot is copied to the host once) into a standard message
     (record.messages), and a writer thread puts it into the bag: the callback never waits for
     the disk. A frame is recorded on the topic it arrived on; a producer that restarts (a new
@@ -56,6 +62,7 @@ class ShmRecorder:
         :raises BagError: when the bag cannot be created (one line: where and why)
         """
         self._node = node
+        keep_large_buffers()
         self._max_frames = max_frames
         self.counts: Counter = Counter(frames=0, recorded=0, refused=0)
         self._queue = WriteQueue(BagWriter(output, compression=compression,
@@ -64,6 +71,9 @@ class ShmRecorder:
                                  queue_bytes)
         self.path = self._queue.writer.path
         self._subscriptions = []
+        self._consumers = {}
+        self._first = None  # monotonic time of the first frame
+        self._elapsed_s = None  # from the first frame to the bag closed (fsync included)
         self._dropped = 0
         self._closed = False
         try:
@@ -76,6 +86,7 @@ class ShmRecorder:
                     backend=backend, verify=verify, queue_depth=queue_depth,
                     diagnostics_period_s=diagnostics_period_s)
                 resolved['topic'] = subscription.topic  # before any callback can run
+                self._consumers[subscription.topic] = subscription.frame_consumer
                 self._subscriptions.append(subscription)
         except BaseException:
             self.close()
@@ -109,7 +120,12 @@ class ShmRecorder:
             self.counts['refused'] += 1
             self._node.get_logger().warning(f'{topic}: frame not recorded: {error.detail}')
             return
-        if self._queue.put(topic, kind, time.time_ns(), data, info.stamp_ns):
+        # A reliable producer waits for its readers: so does the recorder, for the disk.
+        reliable = self._consumers[topic].segment_policy(info.shm_name) == 'reliable'
+        if self._first is None:
+            self._first = time.monotonic()
+        if self._queue.put(topic, kind, time.time_ns(), data, info.stamp_ns,
+                           wait_s=_RELIABLE_WAIT_S if reliable else 0.0):
             self.counts['recorded'] += 1
 
     def summary(self) -> str:
@@ -117,8 +133,12 @@ class ShmRecorder:
         writer = self._queue.writer
         queue = self._queue.counts
         dropped = self._dropped + sum(s.counts['dropped'] for s in self._subscriptions)
+        rate = ''
+        if self._elapsed_s:
+            rate = f'elapsed_s={self._elapsed_s:.3f} ' \
+                f'write_mb_s={writer.bytes_written / self._elapsed_s / 1e6:.1f} '
         return (f'frames={self.counts["frames"]} recorded={self.counts["recorded"]} '
-                f'on_disk={writer.message_count} bytes={writer.bytes_written} '
+                f'on_disk={writer.message_count} bytes={writer.bytes_written} {rate}'
                 f'queue_full={queue["queue_full"]} not_written={queue["not_written"]} '
                 f'dropped={dropped} refused={self.counts["refused"]} '
                 f'queue_peak_bytes={self._queue.peak_bytes} bag={self.path}')
@@ -135,3 +155,5 @@ class ShmRecorder:
                 subscription.close()
         finally:
             self._queue.close()
+            if self._first is not None:
+                self._elapsed_s = time.monotonic() - self._first
