@@ -161,3 +161,25 @@ def test_replay_keeps_the_recorded_spacing_and_the_offset(tmp_path):
     assert [round(frame.due - 50.0, 6) for frame in frames] == [0.0, 0.05, 0.1, 0.15]
     looped = Replay(path, rate=0, loop=True, clock=lambda: now[0]).frames()
     assert len([next(looped) for _ in range(12)]) == 12
+
+
+def _ros2_bag() -> bool:
+    import shutil
+    import subprocess
+    if shutil.which('ros2') is None:
+        return False
+    return subprocess.run(['ros2', 'bag', '--help'], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _ros2_bag(), reason='`ros2 bag` (rosbag2) is not installed here: no '
+                    'rosbag2 wheel on PyPI, and the scratch ROS 2 stack does not build it')
+def test_ros2_bag_info_reads_the_bag(tmp_path):
+    import subprocess
+    path = str(tmp_path / 'bag')
+    _write(path, _frames())
+    result = subprocess.run(['ros2', 'bag', 'info', path], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    import re
+    assert re.search(rf'Messages:\s+{3 * len(_frames())}\b', result.stdout), result.stdout
+    assert 'sensor_msgs/msg/Image' in result.stdout
