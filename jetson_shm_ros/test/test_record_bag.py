@@ -163,6 +163,16 @@ def test_replay_keeps_the_recorded_spacing_and_the_offset(tmp_path):
     assert len([next(looped) for _ in range(12)]) == 12
 
 
+def test_a_tensor_keeps_its_stamp_through_the_bag(tmp_path):
+    path = str(tmp_path / 'bag')
+    writer = BagWriter(path)
+    kind, data = encode(np.arange(6, dtype=np.float32), 0, '', '')
+    writer.write('/t', kind, T0 + 5, data, publish_time_ns=T0 - 123)
+    writer.close()
+    (frame,) = Replay(path, rate=0).frames()
+    assert frame.frame.stamp_ns == T0 - 123 and frame.log_time_ns == T0 + 5
+
+
 def _ros2_bag() -> bool:
     import shutil
     import subprocess

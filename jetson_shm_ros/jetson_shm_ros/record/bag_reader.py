@@ -36,6 +36,7 @@ class BagMessage(NamedTuple):
     kind: str  # e.g. 'sensor_msgs/msg/Image'
     log_time_ns: int
     data: bytes
+    publish_time_ns: int = 0  # shm_recorder: the frame's header stamp
 
 
 def bag_files(path: str) -> List[str]:
@@ -107,7 +108,8 @@ class BagReader:
                             continue
                         count += 1
                         yield BagMessage(channel.topic, schema.name if schema else '',
-                                         message.log_time, message.data)
+                                         message.log_time, message.data,
+                                         message.publish_time)
             except OSError as error:
                 raise BagError('unreadable', f'{file}: {error.strerror or error}') from None
             except _READ_ERRORS as error:

@@ -96,5 +96,8 @@ class Replay:
             except BagError as error:
                 raise BagError(error.reason, f'{message.topic} at {message.log_time_ns} ns: '
                                f'{error.detail}') from None
+            if not decoded.stamp_ns and message.publish_time_ns != message.log_time_ns:
+                # A tensor has no header: shm_recorder kept its stamp as the publish time.
+                decoded = decoded._replace(stamp_ns=message.publish_time_ns)
             self.counts['frames'] += 1
             yield Frame(due, message.topic, decoded, message.log_time_ns)
