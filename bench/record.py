@@ -157,7 +157,7 @@ STREAMS = {
 }
 
 
-def streams(directory: str, seconds: float) -> dict:
+def streams(directory: str, seconds: float, slots: int = 4) -> dict:
     """Record both 30 Hz streams for `seconds`, then replay the bag into two consumers."""
     frames = int(round(seconds * 30))
     env = _env()
@@ -169,7 +169,7 @@ def streams(directory: str, seconds: float) -> dict:
     producers = {}
     for index, (topic, stream) in enumerate(STREAMS.items()):
         producers[topic] = Node('producer', {
-            'topic': topic, 'frames': frames, 'rate_hz': 30.0, 'policy': 'latest',
+            'topic': topic, 'frames': frames, 'rate_hz': 30.0, 'policy': 'latest', 'slots': slots,
             'wait_for_consumers': 1, 'shm_name': f'/jetson_shm_ros.bench_{os.getpid()}_{index}',
             **stream}, env, directory, 'streams_producer_' + str(index))
     published = {}
@@ -181,7 +181,7 @@ def streams(directory: str, seconds: float) -> dict:
     summary = recorder.summary()
     in_bag = _bag_counts(bag)
     lost = {topic: published[topic] - in_bag.get('/' + topic, 0) for topic in STREAMS}
-    result = {'seconds': seconds, 'rate_hz': 30.0, 'published': published,
+    result = {'seconds': seconds, 'rate_hz': 30.0, 'slots': slots, 'published': published,
               'in_bag': in_bag, 'lost': lost, 'recorder': summary,
               'met': all(value == 0 for value in lost.values())}
     result['replay'] = replay(directory, bag, published, env)
@@ -249,7 +249,8 @@ def report(result: dict) -> str:
         f'| record {t["frames"]} x 4 MiB frames | {t["recorder_mb_s"]} MB/s '
         f'({t["share"]:.0%} of the disk\'s {t["disk_mb_s"]} MB/s fsync\'d sequential write; '
         f'{t["on_disk"]}/{t["frames"]} on disk) | >= 80 % | {"yes" if t["met"] else "NO"} |',
-        f'| record 1920x1080 rgb8 + 640x480 16UC1 at 30 Hz for {s["seconds"]:.0f} s | lost '
+        f'| record 1920x1080 rgb8 + 640x480 16UC1 at 30 Hz for {s["seconds"]:.0f} s '
+        f'(producers: latest policy, {s["slots"]} slots) | lost '
         f'{s["lost"]} of {s["published"]} | 0 lost | {"yes" if s["met"] else "NO"} |',
         f'| replay of that bag at rate 1 | {r["frames_per_s"]} frames/s (recorded '
         f'{r["recorded_frames_per_s"]}), latest frame {r["late_max_ms"]} ms late, consumers '
@@ -264,6 +265,8 @@ def main(argv=None) -> int:
                         help='4 MiB frames of the throughput measurement (default 400)')
     parser.add_argument('--seconds', type=float, default=60.0,
                         help='length of the 30 Hz stream recording (default 60)')
+    parser.add_argument('--slots', type=int, default=4,
+                        help="slots of the stream producers (default 4, the producer's default)")
     parser.add_argument('--dir', default=None, help='where the bags go (default: a temporary '
                         'directory under build/ of this checkout: the disk of the workspace)')
     parser.add_argument('--mode', default='quick', help='ignored: accepted from make bench')
@@ -281,7 +284,7 @@ def main(argv=None) -> int:
         result['throughput'] = throughput(directory, args.frames)
         print(json.dumps(result['throughput']), flush=True)
         print(f'bench.record: streams for {args.seconds} s, then replay', flush=True)
-        result['streams'] = streams(directory, args.seconds)
+        result['streams'] = streams(directory, args.seconds, args.slots)
         print(json.dumps(result['streams']), flush=True)
         result['load_after'] = [round(x, 2) for x in os.getloadavg()]
     finally:
