@@ -223,7 +223,7 @@ def test_the_player_stops_on_a_damaged_bag_with_one_line(processes, tmp_path, da
     bag = tmp_path / 'bag'
     from jetson_shm_ros.record.bag_writer import BagWriter
     from jetson_shm_ros.record.messages import encode
-    writer = BagWriter(str(bag), chunk_bytes=5000)
+    writer = BagWriter(str(bag), chunk_bytes=5000, chunk_crc=True)
     kind, data = encode(np.zeros((64, 64), np.uint8), 0, '', 'mono8')
     for index in range(8):
         writer.write('/cam', kind, 10**18 + index * 10**6, data)

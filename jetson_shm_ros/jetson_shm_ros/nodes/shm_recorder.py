@@ -33,7 +33,7 @@ class ShmRecorderNode(Node):
             self, options['topics'], options['output'] or default_output(),
             compression=options['compression'], max_frames=options['max_frames'],
             max_bytes=options['max_bytes'], split_bytes=options['split_bytes'],
-            chunk_bytes=options['chunk_bytes'],
+            chunk_bytes=options['chunk_bytes'], chunk_crc=options['chunk_crc'],
             backend=options['backend'], verify=options['verify'],
             queue_depth=options['queue_depth'], queue_bytes=options['queue_bytes'],
             diagnostics_period_s=options['diagnostics_period_s'])

@@ -187,6 +187,8 @@ RECORDER_NODE_OPTIONS: Tuple[Option, ...] = (
            '0 = one file', **_BYTES),
     Option('chunk_bytes', int, 4 * 2**20, 'Bytes of frames per MCAP chunk: the unit written at '
            'once, and the most a failing disk can lose', minimum=2**16, maximum=2**31),
+    Option('chunk_crc', bool, False, 'Write a CRC32 of every MCAP chunk so readers detect '
+           'corrupted bytes; costs about as much CPU as the rest of recording together'),
     Option('queue_bytes', int, 512 * 2**20, 'Most bytes of frames waiting for the disk; past '
            'it frames are refused (counted as queue_full) instead of memory growing',
            minimum=2**20, maximum=2**40),

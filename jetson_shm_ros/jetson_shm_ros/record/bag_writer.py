@@ -48,11 +48,14 @@ class BagWriter:
     :param split_bytes: start a new .mcap file past this size; 0: one file
     :param max_bytes: stop accepting messages past this many bytes in all; 0: no limit
     :param chunk_bytes: bytes of messages per MCAP chunk (the unit a failure can lose)
+    :param chunk_crc: write CRC32s of the chunks, so readers detect corrupted bytes; zlib's CRC
+        runs at about 0.9 GB/s on the build machine and tripled the writer's CPU per byte
     :raises BagError: 'unwritable' when the directory or file cannot be created
     """
 
     def __init__(self, path: str, *, compression: str = 'none', split_bytes: int = 0,
-                 max_bytes: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+                 max_bytes: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 chunk_crc: bool = False):
         self.path = os.path.abspath(path)
         self.name = os.path.basename(self.path.rstrip('/')) or 'bag'
         self._compression = COMPRESSIONS[compression]
@@ -60,6 +63,7 @@ class BagWriter:
         self._split_bytes = split_bytes
         self._max_bytes = max_bytes
         self._chunk_bytes = chunk_bytes
+        self._crc = chunk_crc
         self.error: Optional[str] = None
         self.limit_reached = False
         self.bytes_written = 0
@@ -73,7 +77,7 @@ class BagWriter:
             if os.listdir(self.path):
                 raise BagError('bag_exists', f'{self.path} exists and is not empty: rosbag2 '
                                'bags are new directories; choose another output')
-            self._file = McapFile(self._next_path(), self._compression)
+            self._file = McapFile(self._next_path(), self._compression, self._crc)
             self._write_metadata()
         except OSError as error:
             raise BagError('unwritable', f'cannot write the bag {self.path}: '
@@ -158,7 +162,7 @@ class BagWriter:
     def _split(self) -> None:
         try:
             self._finish_file()
-            self._file = McapFile(self._next_path(), self._compression)
+            self._file = McapFile(self._next_path(), self._compression, self._crc)
         except OSError as error:
             self._file = None
             self._fail(f'starting {self._next_path()} failed: {_why(error)}')

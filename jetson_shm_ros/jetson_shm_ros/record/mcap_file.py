@@ -12,13 +12,15 @@ class McapFile:
 
     :param path: the file to create (it must not exist)
     :param compression: of the chunks
+    :param crc: write CRC32s of the chunks and the summary (checked when read)
     """
 
-    def __init__(self, path: str, compression: CompressionType):
+    def __init__(self, path: str, compression: CompressionType, crc: bool = False):
         self.path = path
         self.stream = open(path, 'xb')
         # Chunks are finished by BagWriter (writer.flush()), never inside add_message.
-        self.writer = Writer(self.stream, chunk_size=2**62, compression=compression)
+        self.writer = Writer(self.stream, chunk_size=2**62, compression=compression,
+                             enable_crcs=crc)
         self.writer.start(profile='ros2', library='jetson_shm_ros shm_recorder')
         self.writer.flush()
         self.good_offset = self.stream.tell()

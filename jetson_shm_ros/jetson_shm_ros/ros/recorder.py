@@ -40,6 +40,7 @@ class ShmRecorder:
     def __init__(self, node: Node, topics: Sequence[str], output: str, *,
                  compression: str = 'none', max_frames: int = 0, max_bytes: int = 0,
                  split_bytes: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 chunk_crc: bool = False,
                  backend: str = 'auto', verify: bool = True,
                  queue_depth: int = 16, queue_bytes: int = DEFAULT_QUEUE_BYTES,
                  diagnostics_period_s: float = 1.0):
@@ -54,6 +55,7 @@ class ShmRecorder:
         :param max_bytes: stop once the bag would grow past this many bytes; 0: no limit
         :param split_bytes: start a new .mcap file past this size; 0: one file
         :param chunk_bytes: bytes of frames per MCAP chunk (the most a failing disk loses)
+        :param chunk_crc: write chunk CRC32s (corruption detected on read; costs CPU)
         :param backend: where frames are mapped ('auto', 'cpu', 'pinned', 'cuda_ipc')
         :param verify: record only frames whose checksum (when sent) matched
         :param queue_depth: descriptor queue depth of each subscription
@@ -67,7 +69,7 @@ class ShmRecorder:
         self.counts: Counter = Counter(frames=0, recorded=0, refused=0)
         self._queue = WriteQueue(BagWriter(output, compression=compression,
                                            split_bytes=split_bytes, max_bytes=max_bytes,
-                                           chunk_bytes=chunk_bytes),
+                                           chunk_bytes=chunk_bytes, chunk_crc=chunk_crc),
                                  queue_bytes)
         self.path = self._queue.writer.path
         self._subscriptions = []
