@@ -7,13 +7,15 @@
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
 #   make soak    stream 100,000 frames through restarting nodes and check for leaks (SOAK_ARGS)
-#   make bench   latency/throughput vs a plain ROS 2 message -> bench/results/local/ (git-ignored;
+#   make bench   latency/throughput vs a plain ROS 2 message, and recording/replay against the
+#                disk (bench/record.py) -> bench/results/local/ (git-ignored;
 #                BENCH_ARGS="--out-dir bench/results" to commit a run) (MODE=quick|full)
 #   make clean   remove build/ install/ log/      make distclean   also remove the venv
 #
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
 # LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS, SOAK_ARGS (e.g. --frames 20000),
-# MODE and BENCH_ARGS (make bench).
+# MODE and BENCH_ARGS (make bench), RECORD_BENCH_ARGS (its recorder part, bench/record.py,
+# e.g. --seconds 60 --frames 400).
 # Another interpreter needs its own venv and workspace, e.g.
 #   make PYTHON=python3.10 VENV=.venv-py310 BUILD_BASE=build-py310 INSTALL_BASE=install-py310 test
 
@@ -35,7 +37,7 @@ COLCON_TEST_ARGS ?=
 PYTEST_ARGS ?= -ra
 
 PACKAGES := jetson_shm_ros_interfaces jetson_shm_ros
-REQUIREMENTS := $(ROOT)/requirements/ros-kilted.txt
+REQUIREMENTS := $(ROOT)/requirements/ros-kilted.txt $(ROOT)/requirements/record.txt
 VENV_DIR := $(call in_root,$(VENV))
 STAMP := $(VENV_DIR)/.jsr-setup.stamp
 
@@ -86,7 +88,7 @@ $(STAMP): $(REQUIREMENTS) $(ROOT)/scripts/fix_venv_cmake_paths.py
 	  $(PYTHON) -m venv "$(VENV_DIR)"; \
 	fi
 	@touch "$(VENV_DIR)/COLCON_IGNORE"  # the venv's share/*/package.xml are not workspace packages
-	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check -r "$(REQUIREMENTS)"
+	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r "$(r)")
 	"$(VENV_DIR)/bin/python" "$(ROOT)/scripts/fix_venv_cmake_paths.py"
 	@touch "$@"
 
@@ -136,6 +138,7 @@ soak: build
 
 MODE ?= quick
 BENCH_ARGS ?=
+RECORD_BENCH_ARGS ?=
 BENCH_REQUIREMENTS := $(ROOT)/requirements/bench.txt
 BENCH_STAMP := $(VENV_DIR)/.jsr-bench.stamp
 
@@ -148,6 +151,7 @@ $(BENCH_STAMP): $(BENCH_REQUIREMENTS)
 bench: build
 	@$(ENV); if [ "$$JSR_ROS_MODE" = venv ]; then $(MAKE) --no-print-directory -f $(ROOT)/Makefile "$(BENCH_STAMP)"; fi
 	@$(ENV); cd "$(ROOT)"; "$$JSR_PYTHON" -m bench --mode $(MODE) $(BENCH_ARGS)
+	@$(ENV); cd "$(ROOT)"; "$$JSR_PYTHON" -m bench.record $(RECORD_BENCH_ARGS)
 
 clean:
 	cd "$(ROOT)" && rm -rf $(BUILD_BASE) $(INSTALL_BASE) $(LOG_BASE)

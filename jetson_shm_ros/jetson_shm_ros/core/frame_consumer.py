@@ -242,6 +242,11 @@ class FrameConsumer:
                 f'{key}:{value}' for key, value in sorted(self.invalid_reasons.items()))
         return line
 
+    def segment_policy(self, shm_name: str) -> Optional[str]:
+        """Return the policy ('latest', 'reliable') of a mapped segment, None if not mapped."""
+        segment = self._segments.get(shm_name)
+        return segment.policy if segment is not None else None
+
     def mapped_segments(self) -> list:
         """Names of the segments mapped now (least recently used first)."""
         return list(self._segments)
