@@ -13,7 +13,8 @@ Two measurements, each with the installed node executables as separate processes
    (target 0). Then the bag is replayed by shm_player at the recorded rate into two consumer
    processes: replay rate, the latest frame, and frames the consumers verified.
 
-Results go to bench/results/record-<machine>-<date>.json and .md. The load average is recorded
+Results go to bench/results/local/record-<machine>-<date>.json and .md (git-ignored, like
+`python -m bench`'s; `--out bench/results` for a run to commit). The load average is recorded
 before and after: the build machine is shared.
 """
 
@@ -33,7 +34,7 @@ import time
 FRAME_BYTES = 4 * 2**20
 PACKAGE = 'jetson_shm_ros'
 TARGET_SHARE = 0.8
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'local')
 _SUMMARY = re.compile(r'summary: (.*)')
 
 
