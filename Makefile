@@ -2,15 +2,20 @@
 #
 #   make setup   use a sourced ROS 2 installation, or create .venv with the pinned ROS 2 Kilted wheels
 #   make build   colcon build of jetson_shm_ros_interfaces and jetson_shm_ros into build/ install/ log/
+#   make shell   build, then an interactive bash with scripts/env.sh sourced (exit to leave)
+#   make docs    regenerate doc/api.md, doc/nodes.md and doc/benchmark.md (python -m docgen)
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
 #   make soak    stream 100,000 frames through restarting nodes and check for leaks (SOAK_ARGS)
-#   make bench   latency/throughput vs a plain ROS 2 message -> bench/results/ (MODE=quick|full)
+#   make bench   latency/throughput vs a plain ROS 2 message, and recording/replay against the
+#                disk (bench/record.py) -> bench/results/local/ (git-ignored;
+#                BENCH_ARGS="--out-dir bench/results" to commit a run) (MODE=quick|full)
 #   make clean   remove build/ install/ log/      make distclean   also remove the venv
 #
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
 # LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS, SOAK_ARGS (e.g. --frames 20000),
-# MODE and BENCH_ARGS (make bench).
+# MODE and BENCH_ARGS (make bench), RECORD_BENCH_ARGS (its recorder part, bench/record.py,
+# e.g. --seconds 60 --frames 400).
 # Another interpreter needs its own venv and workspace, e.g.
 #   make PYTHON=python3.10 VENV=.venv-py310 BUILD_BASE=build-py310 INSTALL_BASE=install-py310 test
 
@@ -32,7 +37,7 @@ COLCON_TEST_ARGS ?=
 PYTEST_ARGS ?= -ra
 
 PACKAGES := jetson_shm_ros_interfaces jetson_shm_ros
-REQUIREMENTS := $(ROOT)/requirements/ros-kilted.txt
+REQUIREMENTS := $(ROOT)/requirements/ros-kilted.txt $(ROOT)/requirements/record.txt
 VENV_DIR := $(call in_root,$(VENV))
 STAMP := $(VENV_DIR)/.jsr-setup.stamp
 
@@ -43,10 +48,14 @@ ENV := source $(ROOT)/scripts/env.sh
 # For colcon build: leave this workspace's own install/ out of the environment.
 ENV_NO_INSTALL := export JSR_ENV_NO_INSTALL=1; $(ENV); unset JSR_ENV_NO_INSTALL
 
+# The venv is an ament prefix: install/setup.{sh,bash,zsh} source its local_setup.<shell>, and
+# warn "not found" without one. Empty ones (scripts/env.sh sets the venv up) keep them quiet.
+LOCAL_SETUP_TEXT := \# jetson_shm_ros: the venv is an ament prefix; nothing to set up here (see scripts/env.sh).
+
 COLCON_PATHS := --base-paths $(PACKAGES) --build-base $(BUILD_BASE) --install-base $(INSTALL_BASE)
 COLCON_EVENTS := desktop_notification- status-
 
-.PHONY: setup build test demo soak bench clean distclean
+.PHONY: setup build shell docs test demo soak bench clean distclean
 
 setup:
 	@$(ENV_NO_INSTALL); \
@@ -66,6 +75,10 @@ setup:
 	    fi; \
 	  fi; \
 	  $(MAKE) --no-print-directory -f $(ROOT)/Makefile "$(STAMP)"; \
+	  for shell in sh bash zsh; do \
+	    [ -f "$(VENV_DIR)/local_setup.$$shell" ] || echo "$(LOCAL_SETUP_TEXT)" \
+	      > "$(VENV_DIR)/local_setup.$$shell"; \
+	  done; \
 	fi
 
 # The expensive part; redone only when the requirements (or the path fix) change.
@@ -75,10 +88,7 @@ $(STAMP): $(REQUIREMENTS) $(ROOT)/scripts/fix_venv_cmake_paths.py
 	  $(PYTHON) -m venv "$(VENV_DIR)"; \
 	fi
 	@touch "$(VENV_DIR)/COLCON_IGNORE"  # the venv's share/*/package.xml are not workspace packages
-	@# The venv is an ament prefix; an (empty) local_setup.sh keeps colcon from warning about it.
-	@echo '# jetson_shm_ros: the venv is an ament prefix; nothing to set up here (see scripts/env.sh).' \
-	  > "$(VENV_DIR)/local_setup.sh"
-	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check -r "$(REQUIREMENTS)"
+	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r "$(r)")
 	"$(VENV_DIR)/bin/python" "$(ROOT)/scripts/fix_venv_cmake_paths.py"
 	@touch "$@"
 
@@ -88,6 +98,17 @@ build: setup
 	colcon --log-base $(LOG_BASE) build $(COLCON_PATHS) --event-handlers $(COLCON_EVENTS) \
 	  $(COLCON_BUILD_ARGS) \
 	  --cmake-args "-DPython3_EXECUTABLE=$$JSR_PYTHON" -DBUILD_TESTING=OFF
+
+# An interactive shell where the README's commands run as written: the venv (or the sourced
+# ROS 2) and this workspace's install/ on the paths. `source scripts/env.sh` does the same in
+# the current shell.
+shell: build
+	@cd "$(ROOT)"; exec bash --rcfile <(printf '%s\n' '[ -f ~/.bashrc ] && . ~/.bashrc' \
+	  'source "$(ROOT)/scripts/env.sh"' 'PS1="(jetson_shm_ros) $${PS1-\$$ }"' \
+	  'echo "jetson_shm_ros shell ($$JSR_ROS_MODE mode, $$JSR_PYTHON); exit to leave"') -i
+
+docs: build
+	@$(ENV); cd "$(ROOT)"; "$$JSR_PYTHON" -m docgen
 
 test: build
 	@$(ENV); cd "$(ROOT)"; \
@@ -117,6 +138,7 @@ soak: build
 
 MODE ?= quick
 BENCH_ARGS ?=
+RECORD_BENCH_ARGS ?=
 BENCH_REQUIREMENTS := $(ROOT)/requirements/bench.txt
 BENCH_STAMP := $(VENV_DIR)/.jsr-bench.stamp
 
@@ -129,6 +151,7 @@ $(BENCH_STAMP): $(BENCH_REQUIREMENTS)
 bench: build
 	@$(ENV); if [ "$$JSR_ROS_MODE" = venv ]; then $(MAKE) --no-print-directory -f $(ROOT)/Makefile "$(BENCH_STAMP)"; fi
 	@$(ENV); cd "$(ROOT)"; "$$JSR_PYTHON" -m bench --mode $(MODE) $(BENCH_ARGS)
+	@$(ENV); cd "$(ROOT)"; "$$JSR_PYTHON" -m bench.record $(RECORD_BENCH_ARGS)
 
 clean:
 	cd "$(ROOT)" && rm -rf $(BUILD_BASE) $(INSTALL_BASE) $(LOG_BASE)

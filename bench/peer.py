@@ -9,6 +9,11 @@ CLOCK_MONOTONIC, which all processes of a machine share, so latency is t1 - t0 w
 clock offset. Acks also pace the publisher: one frame in flight for latency, WINDOW for
 throughput. A latency phase sends frame k through transport k % T, round after round, so load
 from elsewhere on the machine hits every transport alike.
+
+CPU time: each ack carries the subscriber process's CPU time (all its threads) when it held
+frame k, and the publisher notes its own when the ack arrives; the difference between frames
+k - 1 and k is that frame's cost in each process (median per series). The subscriber spins
+with the phase's executor (single, events, multi: the executor dimension).
 """
 
 import json
@@ -18,6 +23,7 @@ import sys
 import time
 
 from bench.transports import GpuChecksum, make_publisher, make_subscription, SLOTS, Sources
+from jetson_shm_ros.ros.executors import make_executor
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -34,6 +40,10 @@ WINDOW = SLOTS - 1
 # A pause after a ros_msg phase: its big messages are still being freed and acknowledged.
 AFTER_ROS_MSG_S = 1.0
 THROUGHPUT_WARMUP = 1
+# Throughput's longest run when its frames are slow (a plain message of 256 MiB), full mode.
+THROUGHPUT_HARD_BUDGET_S = 10.0
+# A phase that runs longer than this prints a progress line now and then.
+PROGRESS_EVERY_S = 10.0
 
 
 def _control_qos() -> QoSProfile:
@@ -76,8 +86,9 @@ class Publisher:
         if int(phase_id) != self.phase_id:
             return
         if kind == 'frame':
-            k, t1, ok = rest.split()
-            self.frames[int(k)] = (int(t1), ok == '1')
+            k, t1, ok, cpu = rest.split()
+            # (t1, ok, the subscriber's CPU ns then, the publisher's CPU ns now)
+            self.frames[int(k)] = (int(t1), ok == '1', int(cpu), time.process_time_ns())
         elif kind == 'ready':
             self.ready = True
         elif kind == 'closed':
@@ -146,17 +157,25 @@ class Publisher:
         """One frame in flight, transports in turn; t1 - t0 per frame after the warm-up."""
         timeout_s = 5.0 + phase['size'] / 20e6
         count = len(txs)
-        values = [[] for _ in txs]
+        values, pub_side = [[] for _ in txs], [[] for _ in txs]
         lost, bad, sent = [0] * count, [0] * count, [0] * count
-        began, k = time.monotonic(), 0
+        began, k, reported = time.monotonic(), 0, time.monotonic()
+        hard = phase.get('hard_budget_s')
         while True:
             elapsed, fewest = time.monotonic() - began, min(len(v) for v in values)
             if fewest >= phase['n_max'] or k > count * (2 * phase['n_max'] + phase['warmup']) \
                     or (fewest >= phase['n_min'] and elapsed >= phase['budget_s']) or \
-                    (fewest >= 3 and elapsed >= phase['hard_budget_s']):
+                    (hard is not None and fewest >= 3 and elapsed >= hard):
                 break
+            if time.monotonic() - reported > PROGRESS_EVERY_S:
+                reported = time.monotonic()
+                print(f'  ... phase {phase["id"]}: {fewest}/{phase["n_max"]} samples per '
+                      f'series after {elapsed:.0f} s', flush=True)
             index = k % count
             t0 = self.send(txs[index], k, timeout_s)
+            if t0 is not None and sent[index] >= phase['warmup'] and \
+                    getattr(txs[index], 'pub_side_ns', None):
+                pub_side[index].append(txs[index].pub_side_ns / 1e6)
             deadline = time.monotonic() + timeout_s
             while t0 is not None and k not in self.frames and time.monotonic() < deadline:
                 self.spin(0.01)
@@ -172,8 +191,22 @@ class Publisher:
                 time.sleep(min(SETTLE_MAX_S, SETTLE_MIN_S + (self.frames[k][0] - t0) / 5e9))
             sent[index] += 1
             k += 1
-        return [dict(latency_summary(values[i]), sent=sent[i], lost=lost[i], bad=bad[i])
+        cpu = self._cpu_per_frame(count, count * phase['warmup'])
+        return [dict(latency_summary(values[i]), sent=sent[i], lost=lost[i], bad=bad[i],
+                     **cpu[i], **({'pub_side_p50_ms': statistics.median(pub_side[i]),
+                                   'pub_side_p99_ms': percentile(pub_side[i], 0.99)}
+                                  if pub_side[i] else {}))
                 for i in range(count)]
+
+    def _cpu_per_frame(self, count: int, first: int) -> list:
+        """Median CPU us per frame of each process, per transport (frame k: k % count)."""
+        pub, sub = [[] for _ in range(count)], [[] for _ in range(count)]
+        for k in sorted(self.frames):
+            if k >= max(first, 1) and k - 1 in self.frames:
+                pub[k % count].append((self.frames[k][3] - self.frames[k - 1][3]) / 1e3)
+                sub[k % count].append((self.frames[k][2] - self.frames[k - 1][2]) / 1e3)
+        return [{'pub_cpu_us': statistics.median(pub[i]), 'sub_cpu_us': statistics.median(sub[i])}
+                if pub[i] else {} for i in range(count)]
 
     def throughput(self, tx, phase: dict) -> dict:
         """Up to WINDOW frames in flight for duration_s; rate from the subscriber's stamps."""
@@ -183,8 +216,9 @@ class Publisher:
         warmup = THROUGHPUT_WARMUP
         in_flight, lost, k = {}, 0, 0
         began = time.monotonic()
+        hard_budget_s = phase.get('hard_budget_s') or THROUGHPUT_HARD_BUDGET_S
         while time.monotonic() - began < phase['duration_s'] or len(self.frames) < 3 + \
-                warmup and time.monotonic() - began < phase['hard_budget_s']:
+                warmup and time.monotonic() - began < hard_budget_s:
             for done in [key for key in in_flight if key in self.frames]:
                 del in_flight[done]
             for stale in [key for key, t in in_flight.items() if time.monotonic() - t > timeout_s]:
@@ -199,12 +233,16 @@ class Publisher:
         while any(key not in self.frames for key in in_flight) and time.monotonic() < deadline:
             self.spin(0.01)
         lost += sum(key not in self.frames for key in in_flight)
-        good = sorted(t1 for key, (t1, ok) in self.frames.items() if ok and key >= warmup)
-        bad = sum(not ok for _, ok in self.frames.values())
+        good = sorted(t1 for key, (t1, ok, _, _) in self.frames.items() if ok and key >= warmup)
+        bad = sum(not entry[1] for entry in self.frames.values())
         result = {'sent': k, 'lost': lost, 'bad': bad, 'n': len(good)}
         if len(good) >= 2:
             fps = (len(good) - 1) / ((good[-1] - good[0]) / 1e9)
             result.update(fps=fps, GBps=fps * phase['size'] / 1e9)
+            keys = sorted(key for key in self.frames if key >= warmup)
+            first, last = self.frames[keys[0]], self.frames[keys[-1]]
+            result.update(pub_cpu_us=(last[3] - first[3]) / 1e3 / (len(keys) - 1),
+                          sub_cpu_us=(last[2] - first[2]) / 1e3 / (len(keys) - 1))
         return result
 
 
@@ -213,8 +251,10 @@ class Subscriber:
 
     def __init__(self, plan: dict):
         self.node = Node('bench_subscriber')
-        self.executor = SingleThreadedExecutor()
+        self.executor_kind = 'single'
+        self.executor = make_executor(self.executor_kind)
         self.executor.add_node(self.node)
+        self.pending_ready = None  # (phase id, executor) to answer once spun by that executor
         self.acks = self.node.create_publisher(String, 'bench/ack', _control_qos())
         self.node.create_subscription(String, 'bench/control', self._on_control, _control_qos())
         self.gpu_checksum = GpuChecksum() if plan['gpu'] else None
@@ -236,7 +276,7 @@ class Subscriber:
                                               f'bench/p{phase["id"]}_{index}', phase['measure'],
                                               self._on_frame, self.gpu_checksum)
                             for index, transport in enumerate(phase['transports'])]
-            self._ack(f'ready {phase["id"]}')
+            self.pending_ready = (phase['id'], phase.get('executor', 'single'))
         elif kind == 'end' and int(rest) == self.phase_id:
             counts = self._close()
             self._ack(f'closed {rest} {json.dumps(counts)}')
@@ -244,7 +284,22 @@ class Subscriber:
             self._ack(f'closed {rest} {{}}')
 
     def _on_frame(self, k: int, t1: int, ok: bool) -> None:
-        self._ack(f'frame {self.phase_id} {k} {t1} {int(ok)}')
+        self._ack(f'frame {self.phase_id} {k} {t1} {int(ok)} {time.process_time_ns()}')
+
+    def serve_once(self) -> None:
+        """Spin once; switch to the executor a new phase asked for, then say ready."""
+        self.executor.spin_once(timeout_sec=0.1)
+        if self.pending_ready is None:
+            return
+        phase_id, kind = self.pending_ready
+        self.pending_ready = None
+        if kind != self.executor_kind:
+            self.executor.remove_node(self.node)
+            self.executor.shutdown()
+            self.executor = make_executor(kind)
+            self.executor.add_node(self.node)
+            self.executor_kind = kind
+        self._ack(f'ready {phase_id}')
 
     def _close(self) -> dict:
         counts = {}
@@ -266,7 +321,7 @@ def main(argv) -> int:
         if role == 'subscribe':
             side = Subscriber(plan)
             while rclpy.ok() and not side.finished:
-                side.executor.spin_once(timeout_sec=0.1)
+                side.serve_once()
             side._close()
             return 0
         side = Publisher(plan)

@@ -24,10 +24,14 @@ import sys
 
 KIB, MIB = 1 << 10, 1 << 20
 LATENCY_BANDWIDTH = {'cpu': ['host_memcpy_GBps'], 'ros_msg': ['host_memcpy_GBps'],
+                     'cpu_sum': ['host_memcpy_GBps'], 'iceoryx2': ['host_memcpy_GBps'],
                      'pinned': ['h2d_GBps'], 'pinned_copy': ['h2d_GBps'], 'cuda_ipc': []}
 THROUGHPUT_CEILING = {'cpu': 'host_memcpy_GBps', 'ros_msg': 'host_memcpy_GBps',
+                      'cpu_sum': 'host_memcpy_GBps', 'iceoryx2': 'host_memcpy_GBps',
                       'pinned': 'kernel_read_GBps', 'pinned_copy': 'h2d_GBps',
                       'cuda_ipc': 'device_read_GBps'}
+# The executor the subscriber spun (results from before it was a dimension: 'single').
+DEFAULT_EXECUTOR = 'single'
 MEASURE_TITLES = {'e2e': 'End to end: publish -> every byte read once, checksum verified',
                   'handover': 'Hand-over: publish -> the subscriber holds the frame (no payload '
                               'read)',
@@ -40,6 +44,16 @@ def size_label(size: int) -> str:
     return f'{size // MIB} MiB' if size >= MIB else f'{size // KIB} KiB'
 
 
+def executor_of(result: dict) -> str:
+    """Return the executor a result's subscriber spun ('single' for older results)."""
+    return result.get('executor', DEFAULT_EXECUTOR)
+
+
+def main_results(document: dict) -> list:
+    """Return the results of the main matrix (the default executor)."""
+    return [r for r in document['results'] if executor_of(r) == DEFAULT_EXECUTOR]
+
+
 def _ceiling(document: dict, key: str, size: int):
     values = document['ceilings'].get(key, {})
     return values.get(size, values.get(str(size)))
@@ -50,7 +64,8 @@ def floor_ms(document: dict, result: dict = None, size: int = 0, measure: str = 
     Return the empty descriptor's p50 that a result (or a size and measure) compares with.
 
     The one measured in the same phase (frames in turn), else at the same size and measure,
-    else the median over every phase (its message never changes).
+    else the median over every phase (its message never changes); floors of another executor
+    than the default only from the result's own phase.
     """
     floors = [r for r in document['results'] if r['transport'] == 'descriptor' and
               r['measure'] != 'throughput' and r.get('n')]
@@ -59,6 +74,9 @@ def floor_ms(document: dict, result: dict = None, size: int = 0, measure: str = 
         same_phase = [r['p50_ms'] for r in floors if r.get('id') == result.get('id')]
         if same_phase:
             return same_phase[0]
+        if executor_of(result) != DEFAULT_EXECUTOR:
+            return None
+    floors = [r for r in floors if executor_of(r) == DEFAULT_EXECUTOR]
     same_size = [r['p50_ms'] for r in floors if (r['size'], r['measure']) == (size, measure)]
     if same_size:
         return same_size[0]
@@ -128,7 +146,7 @@ def markdown(document: dict) -> str:
     lines.append('')
     transports = list(dict.fromkeys(r['transport'] for r in document['results']))
     sizes = sorted({r['size'] for r in document['results']})
-    index = {(r['transport'], r['size'], r['measure']): r for r in document['results']}
+    index = {(r['transport'], r['size'], r['measure']): r for r in main_results(document)}
     for measure in ('e2e', 'handover', 'throughput'):
         columns = [t for t in transports if (t, sizes[0], measure) in index or any(
             (t, size, measure) in index for size in sizes)]
@@ -143,10 +161,11 @@ def markdown(document: dict) -> str:
             lines.append(f'| {size_label(size)} | ' + ' | '.join(
                 _cell(index.get((t, size, measure))) for t in columns) + ' |')
         lines.append('')
+    lines += _extra_tables(document, transports, sizes, index)
     from bench.targets import targets  # it reads floor_ms() and size_label() of this module
     rows = targets(document)
     if rows:
-        lines += ['## Targets of issue 10 that this run covers', '',
+        lines += ['## Targets (issues 10 and 16) that this run covers', '',
                   '| target | measured (p50) | verdict |', '|---|---|---|']
         lines += [f'| {name} | {value} | {verdict} |' for name, value, verdict in rows]
         lines.append('')
@@ -160,13 +179,85 @@ def markdown(document: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _extra_tables(document: dict, transports: list, sizes: list, index: dict) -> list:
+    """CPU per frame, publisher side, iceoryx2 side by side, and the executors."""
+    lines = []
+    with_cpu = [t for t in transports if any('pub_cpu_us' in r for r in main_results(document)
+                                             if r['transport'] == t)]
+    if with_cpu:
+        lines += ['## CPU time per frame, publisher / subscriber process (us, median over the '
+                  'series; throughput: mean)', '']
+        for measure in ('e2e', 'handover', 'throughput'):
+            lines += [f'{MEASURE_TITLES[measure].split(":")[0]}:', '',
+                      '| size | ' + ' | '.join(with_cpu) + ' |', '|---|' + '---|' * len(with_cpu)]
+            for size in sizes:
+                cells = []
+                for t in with_cpu:
+                    r = index.get((t, size, measure))
+                    cells.append(f'{r["pub_cpu_us"]:.0f} / {r["sub_cpu_us"]:.0f}'
+                                 if r and 'pub_cpu_us' in r else '')
+                lines.append(f'| {size_label(size)} | ' + ' | '.join(cells) + ' |')
+            lines.append('')
+    sides = [t for t in transports if (t, sizes[0], 'e2e') in index and
+             'pub_side_p50_ms' in index[(t, sizes[0], 'e2e')]]
+    if sides:
+        lines += ['## Publisher side: loan -> fill every byte -> commit (send) returned, end to '
+                  'end phases (p50 / p99 ms)', '',
+                  '| size | ' + ' | '.join(sides) + ' |', '|---|' + '---|' * len(sides)]
+        for size in sizes:
+            cells = [index.get((t, size, 'e2e'), {}) for t in sides]
+            lines.append(f'| {size_label(size)} | ' + ' | '.join(
+                f'{c["pub_side_p50_ms"]:.3g} / {c["pub_side_p99_ms"]:.3g}'
+                if 'pub_side_p50_ms' in c else '' for c in cells) + ' |')
+        lines.append('')
+    if 'iceoryx2' in transports and 'cpu_sum' in transports:
+        lines += ['## Side by side with iceoryx2 (both: checksum off on the producer, the '
+                  'subscriber sums every byte; p50 ms, ours / iceoryx2)', '',
+                  '| size | end to end | ratio | publisher side | ratio | hand-over | ratio |',
+                  '|---|---|---|---|---|---|---|']
+        for size in sizes:
+            cells = []
+            for measure, key in (('e2e', 'p50_ms'), ('e2e', 'pub_side_p50_ms'),
+                                 ('handover', 'p50_ms')):
+                ours, peer = index.get(('cpu_sum', size, measure)), \
+                    index.get(('iceoryx2', size, measure))
+                if ours and peer and key in ours and key in peer:
+                    cells += [f'{ours[key]:.3g} / {peer[key]:.3g}',
+                              f'{ours[key] / peer[key]:.2f}x']
+                else:
+                    cells += ['', '']
+            lines.append(f'| {size_label(size)} | ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    others = [r for r in document['results'] if executor_of(r) != DEFAULT_EXECUTOR]
+    if others:
+        executors = [DEFAULT_EXECUTOR] + list(dict.fromkeys(executor_of(r) for r in others))
+        by = {(r['transport'], r['size'], r['measure'], executor_of(r)): r
+              for r in document['results']}
+        lines += ['## Executors: the subscriber spun by each (p50 / p99 ms, lost, CPU us per '
+                  'frame of the subscriber process)', '',
+                  '| size | measure | transport | ' + ' | '.join(executors) + ' |',
+                  '|---|---|---|' + '---|' * len(executors)]
+        for size, measure, transport in dict.fromkeys(
+                (r['size'], r['measure'], r['transport']) for r in others):
+            cells = []
+            for executor in executors:
+                r = by.get((transport, size, measure, executor))
+                cells.append('' if not r or not r.get('n') else
+                             f'{r["p50_ms"]:.3g} / {r["p99_ms"]:.3g}, lost {r.get("lost", 0)}'
+                             + (f', {r["sub_cpu_us"]:.0f} us' if 'sub_cpu_us' in r else ''))
+            lines.append(f'| {size_label(size)} | {measure} | {transport} | ' +
+                         ' | '.join(cells) + ' |')
+        lines.append('')
+    return lines
+
+
 def plot(document: dict, path: str) -> None:
     """Latency (end to end, hand-over) and throughput vs payload size, log-log."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
-    results = [r for r in document['results'] if r.get('n')]
+    results = [r for r in main_results(document) if r.get('n')]
     transports = list(dict.fromkeys(r['transport'] for r in document['results']))
     colors = dict(zip(transports, plt.get_cmap('tab10').colors))
     sizes = sorted({r['size'] for r in document['results']})

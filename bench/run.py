@@ -3,7 +3,8 @@ One benchmark run: `python -m bench [--mode quick|full]` (what `make bench` runs
 
 Measures the ceilings, starts the subscriber and the publisher process (bench/peer.py) on an
 isolated ROS domain, prints a line per phase while it runs, and writes
-bench/results/<machine>-<date>.json, .md and .png (bench/report.py).
+bench/results/local/<machine>-<date>.json, .md and .png (bench/report.py; git ignores
+local/: pass --out-dir bench/results to add a run to the committed ones).
 """
 
 import argparse
@@ -16,19 +17,29 @@ import sys
 import tempfile
 import time
 
-from bench import ceilings, report
-from bench.transports import GPU_ONLY, MEASURES, TRANSPORTS
+from bench import ceilings, iceoryx, report
+from bench.transports import GPU_ONLY, MEASURES, NO_EXECUTOR, OPTIONAL, TRANSPORTS
 
 KIB, MIB = 1 << 10, 1 << 20
 SIZES = {'quick': [4 * KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB],
          'full': [4 * KIB, 64 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB]}
 # Per phase: latency stops after n_max samples, or n_min once budget_s passed, or 3 once
-# hard_budget_s passed (a plain message of 256 MiB takes a second); throughput runs
-# duration_s. The first `warmup` frames (mapping, pinning, first allocations) do not count.
+# hard_budget_s passed (quick mode only: a plain message of 256 MiB takes a second); throughput
+# runs duration_s. The first `warmup` frames (mapping, pinning, first allocations) do not
+# count. Full mode takes n_max samples of every latency series (a p99 of 200 samples is the
+# 2nd largest), n_big_ros_msg of ros_msg at BIG_ROS_MSG bytes and more.
 BUDGETS = {'quick': {'n_min': 20, 'n_max': 300, 'budget_s': 1.5, 'hard_budget_s': 10.0,
-                     'duration_s': 1.5, 'warmup': 3},
-           'full': {'n_min': 10, 'n_max': 200, 'budget_s': 0.5, 'hard_budget_s': 4.0,
-                    'duration_s': 0.7, 'warmup': 3}}
+                     'duration_s': 1.5, 'warmup': 3, 'n_big_ros_msg': 3},
+           'full': {'n_min': 200, 'n_max': 200, 'budget_s': 0.0, 'hard_budget_s': None,
+                    'duration_s': 1.0, 'warmup': 3, 'n_big_ros_msg': 30}}
+BIG_ROS_MSG = 64 << 20
+# The executor dimension: the subscriber spins each of these in phases of their own at the
+# smallest size (the default phases use 'single').
+EXECUTOR_PHASES = ('events', 'multi')
+# For the run-length estimate: seconds per frame = FRAME_S + bytes * NS_PER_BYTE / 1e9.
+FRAME_S = 0.0012
+NS_PER_BYTE = {'ros_msg': 5.0, 'cpu': 0.5, 'cpu_sum': 0.5, 'iceoryx2': 0.4, 'pinned': 0.15,
+               'pinned_copy': 0.15, 'cuda_ipc': 0.02, 'descriptor': 0.0}
 SUBSCRIBER_EXIT_S = 15.0
 ROS_MSG_ALONE_ABOVE = MIB
 
@@ -38,7 +49,8 @@ def size_label(size: int) -> str:
     return f'{size // MIB} MiB' if size >= MIB else f'{size // KIB} KiB'
 
 
-def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
+def make_plan(transports, sizes, measures, budget: dict, gpu: bool,
+              executors=EXECUTOR_PHASES) -> dict:
     """
     Every phase, size by size.
 
@@ -51,10 +63,10 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
     # DDS discovery of the ack topic) would otherwise land in the first series.
     smallest = int(round(min(sizes) ** 0.5))
     phases = [dict(budget, id=0, measure='e2e', transports=list(transports), warm_up=True,
-                   size=smallest * smallest, side=smallest)]
+                   size=smallest * smallest, side=smallest, executor='single')]
     for size in sizes:
         side = int(round(size ** 0.5))
-        common = dict(budget, size=side * side, side=side)
+        common = dict(budget, size=side * side, side=side, executor='single')
         for measure in measures:
             group = list(transports)
             if measure == 'throughput':
@@ -65,8 +77,33 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool) -> dict:
             else:
                 groups = [group]
             for members in groups:
-                phases.append(dict(common, id=len(phases), measure=measure, transports=members))
+                phase = dict(common, id=len(phases), measure=measure, transports=members)
+                if members == ['ros_msg'] and size >= BIG_ROS_MSG:
+                    phase.update(n_min=min(phase['n_min'], budget['n_big_ros_msg']),
+                                 n_max=budget['n_big_ros_msg'])
+                phases.append(phase)
+    side = int(round(min(sizes) ** 0.5))
+    for executor in executors:
+        for measure in [m for m in measures if m != 'throughput']:
+            phases.append(dict(budget, id=len(phases), measure=measure, size=side * side,
+                               side=side, executor=executor,
+                               transports=[t for t in transports if t not in NO_EXECUTOR]))
     return {'gpu': gpu, 'phases': phases, 'shm_prefix': f'/jsr_bench_{os.getpid()}'}
+
+
+def estimate_s(plan: dict) -> float:
+    """Roughly how long the transports' phases take (printed before the run starts)."""
+    total = 0.0
+    for phase in plan['phases']:
+        if phase['measure'] == 'throughput':
+            total += phase['duration_s'] + 1.0
+            continue
+        frames = phase['n_max'] + phase['warmup'] if phase.get('hard_budget_s') is None else \
+            min(phase['n_max'] + phase['warmup'],
+                phase['hard_budget_s'] / FRAME_S)
+        total += 1.0 + sum(frames * (FRAME_S + phase['size'] * NS_PER_BYTE.get(t, 0.5) / 1e9)
+                           for t in phase['transports'])
+    return total
 
 
 def _describe(result: dict) -> str:
@@ -79,8 +116,15 @@ def _describe(result: dict) -> str:
                 f'(n={result["n"]}, lost={result["lost"]})')
     if not result.get('n'):
         return f'no sample (lost={result.get("lost")})'
+    cpu = f', cpu pub/sub {result["pub_cpu_us"]:.0f}/{result["sub_cpu_us"]:.0f} us' \
+        if 'pub_cpu_us' in result else ''
     return (f'p50 {result["p50_ms"]:9.3f} ms  p99 {result["p99_ms"]:9.3f} ms  '
-            f'(n={result["n"]}, lost={result["lost"]}, bad={result["bad"]})')
+            f'(n={result["n"]}, lost={result["lost"]}, bad={result["bad"]}{cpu})')
+
+
+def _has_events() -> bool:
+    from jetson_shm_ros.ros.executors import events_executor_class
+    return events_executor_class() is not None
 
 
 def run_peers(plan: dict) -> tuple:
@@ -99,6 +143,8 @@ def run_peers(plan: dict) -> tuple:
                                      stdout=subprocess.PIPE, text=True)
         total = sum(len(phase['transports']) for phase in plan['phases']
                     if not phase.get('warm_up'))
+        print(f'bench: {total} series in {len(plan["phases"])} phases, about '
+              f'{estimate_s(plan) / 60:.1f} min (estimate)', flush=True)
         began = time.monotonic()
         for line in publisher.stdout:
             if line.startswith('INFO '):
@@ -112,7 +158,8 @@ def run_peers(plan: dict) -> tuple:
                 results.append(result)
                 print(f'[{len(results):3d}/{total} {time.monotonic() - began:5.0f} s] '
                       f'{result["transport"]:<11} {size_label(result["size"]):>7} '
-                      f'{result["measure"]:<10} {_describe(result)}', flush=True)
+                      f'{result["measure"]:<10} {result.get("executor", ""):<6} '
+                      f'{_describe(result)}', flush=True)
             else:
                 print(line, end='', flush=True)
         publisher.wait()
@@ -161,16 +208,31 @@ def main(argv=None) -> int:
     parser.add_argument('--transports', nargs='+', choices=TRANSPORTS)
     parser.add_argument('--sizes', nargs='+', type=int, help='bytes (default: by mode)')
     parser.add_argument('--measures', nargs='+', choices=MEASURES, default=list(MEASURES))
-    parser.add_argument('--out-dir', default=os.path.join(ceilings.ROOT, 'bench', 'results'))
+    parser.add_argument('--executors', nargs='*', choices=EXECUTOR_PHASES,
+                        default=list(EXECUTOR_PHASES),
+                        help='subscriber executors measured beside single (at the smallest '
+                             'size); none: leave the dimension out')
+    # A local run's files go where git ignores them; --out-dir bench/results to commit one.
+    parser.add_argument('--out-dir', default=os.path.join(ceilings.ROOT, 'bench', 'results',
+                                                          'local'))
     args = parser.parse_args(argv)
 
     machine = ceilings.machine()
     gpu = bool(machine['gpu'].get('name'))
     # CUDA IPC memory handles do not exist on an integrated GPU (Jetson).
     integrated = machine['gpu'].get('integrated', False)
+    missing = {'iceoryx2': not iceoryx.available()}
     transports = args.transports or [name for name in TRANSPORTS
                                      if (gpu or name not in GPU_ONLY) and
-                                     not (integrated and name == 'cuda_ipc')]
+                                     not (integrated and name == 'cuda_ipc') and
+                                     not (name in OPTIONAL and missing[name])]
+    for name in OPTIONAL:
+        if missing[name] and name not in transports:
+            print(f'bench: {name} left out: not importable here (pip install -r '
+                  'requirements/bench.txt)', flush=True)
+    executors = [kind for kind in args.executors if kind != 'events' or _has_events()]
+    if len(executors) < len(args.executors):
+        print('bench: this rclpy has no EventsExecutor (before Jazzy): left out', flush=True)
     sizes = args.sizes or SIZES[args.mode]
     print(f'bench: {args.mode} mode on {machine["cpu"]} ({machine["cores"]} cores), GPU: '
           f'{machine["gpu"].get("name") or "none (" + machine["gpu"]["why_none"] + ")"}; '
@@ -178,7 +240,7 @@ def main(argv=None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     limits = measure_ceilings(sizes, gpu)
-    plan = make_plan(transports, sizes, args.measures, BUDGETS[args.mode], gpu)
+    plan = make_plan(transports, sizes, args.measures, BUDGETS[args.mode], gpu, executors)
     info, results = run_peers(plan)
     limits = measure_ceilings(sizes, gpu, before=limits)
     document = {'mode': args.mode, 'started_utc': started.isoformat(timespec='seconds'),

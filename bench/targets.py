@@ -1,10 +1,10 @@
-"""Issue 10's targets, checked against a run's results (rows of the report's Markdown)."""
+"""Issues 10 and 16's targets, checked against a run's results (rows of the report's Markdown)."""
 
-from bench.report import _ceiling, floor_ms, MIB, size_label
+from bench.report import _ceiling, executor_of, floor_ms, main_results, MIB, size_label
 
 
 def _find(document: dict, transport: str, size: int, measure: str):
-    for result in document['results']:
+    for result in main_results(document):
         if (result['transport'], result['size'], result['measure']) == (transport, size, measure) \
                 and result.get('n'):
             return result
@@ -12,7 +12,7 @@ def _find(document: dict, transport: str, size: int, measure: str):
 
 
 def targets(document: dict) -> list:
-    """Return (target, measured, verdict) rows for issue 10's targets that this run covers."""
+    """Return (target, measured, verdict) rows for the targets that this run covers."""
     rows = []
 
     def check(name: str, value, limit: float, at_most: bool, text: str) -> None:
@@ -27,7 +27,7 @@ def targets(document: dict) -> list:
         e2e, floor = _find(document, transport, small, 'e2e'), None
         if e2e:
             floor = floor_ms(document, e2e)
-            limit = 1.15 if transport == 'cpu' else 1.25
+            limit = 1.25
             check(f'{transport}: end to end at {size_label(small)} within {limit}x of the '
                   'descriptor floor', e2e['p50_ms'] / floor, limit, True,
                   f'{{:.2f}}x ({e2e["p50_ms"]:.3f} vs {floor:.3f} ms)')
@@ -44,12 +44,13 @@ def targets(document: dict) -> list:
             check(f'{transport}: end to end at 64 MiB >= {factor:.0f}x faster than ros_msg',
                   ros_msg['p50_ms'] / shm['p50_ms'], factor, False,
                   f'{{:.1f}}x ({ros_msg["p50_ms"]:.1f} vs {shm["p50_ms"]:.2f} ms)')
-    for transport, limit in (('pinned', 1.15), ('cuda_ipc', 1.3)):
+    for transport, limit in (('pinned', 1.3), ('cuda_ipc', 1.3)):
         shm = _find(document, transport, mib64, 'e2e')
         if shm and 'ratio' in shm:
             check(f'{transport}: end to end at 64 MiB within {limit}x of '
                   f'{shm["ceiling"]["of"]}', shm['ratio'], limit, True,
                   f'{{:.2f}}x ({shm["p50_ms"]:.2f} vs {shm["ceiling"]["ms"]:.2f} ms)')
+    _issue16(document, check, small, sizes)
     largest = sizes[-1]
     checksum = _ceiling(document, 'cpu_checksum_GBps', largest)
     memcpy = _ceiling(document, 'host_memcpy_GBps', largest)
@@ -61,3 +62,33 @@ def targets(document: dict) -> list:
         check(f'checksum kernel on a mapped slot >= 90% of pinned H2D ({size_label(largest)})',
               kernel / h2d, 0.9, False, f'{{:.0%}} ({kernel:.1f} vs {h2d:.1f} GB/s)')
     return rows
+
+
+def _issue16(document: dict, check, small: int, sizes: list) -> None:
+    """Throughput against the descriptor's rate, iceoryx2 side by side, executors' losses."""
+    floor = _find(document, 'descriptor', small, 'throughput')
+    for transport in ('cpu', 'pinned', 'pinned_copy', 'cuda_ipc'):
+        rate = _find(document, transport, small, 'throughput')
+        if floor and rate and 'fps' in floor and 'fps' in rate:
+            check(f'{transport}: throughput at {size_label(small)} >= 80% of the descriptor-only '
+                  'rate', rate['fps'] / floor['fps'], 0.8, False,
+                  f'{{:.0%}} ({rate["fps"]:.0f} vs {floor["fps"]:.0f} frames/s)')
+    for size in sizes:
+        ours, peer = _find(document, 'cpu_sum', size, 'e2e'), \
+            _find(document, 'iceoryx2', size, 'e2e')
+        if not (ours and peer):
+            continue
+        if 'pub_side_p50_ms' in ours and 'pub_side_p50_ms' in peer:
+            check(f'publisher side (loan -> fill -> commit) at {size_label(size)} <= 1.15x '
+                  "iceoryx2's", ours['pub_side_p50_ms'] / peer['pub_side_p50_ms'], 1.15, True,
+                  f'{{:.2f}}x ({ours["pub_side_p50_ms"]:.3f} vs {peer["pub_side_p50_ms"]:.3f} '
+                  'ms)')
+        if size >= 16 * MIB:
+            check(f'end to end, subscriber reading every byte, at {size_label(size)} <= 1.2x '
+                  "iceoryx2's", ours['p50_ms'] / peer['p50_ms'], 1.2, True,
+                  f'{{:.2f}}x ({ours["p50_ms"]:.2f} vs {peer["p50_ms"]:.2f} ms)')
+    for result in document['results']:
+        if executor_of(result) == 'multi' and result.get('n'):
+            check(f'{result["transport"]} {result["measure"]} under a MultiThreadedExecutor: no '
+                  'frame lost', result.get('lost', 0), 0, True, '{} lost of '
+                  f'{result.get("sent", "?")}')

@@ -13,6 +13,13 @@ has read and checked every byte of it (end to end, throughput).
 - cpu, pinned, pinned_copy, cuda_ipc: ShmPublisher / ShmSubscription (the public API, with
   its defaults but for the reliable policy); the producer writes into a loaned slot before t0
   (writing the frame is the producer's work, not the transport's).
+- cpu_sum: the cpu transport as iceoryx2 is measured: no checksum from the producer, the
+  subscriber's callback sums every byte (and compares with the checksum known ahead).
+- iceoryx2: iceoryx2's own publish-subscribe with an event wake-up (bench/iceoryx.py), the
+  subscriber summing every byte: the peer to compare with.
+
+Every shared-memory publisher (and iceoryx2's) also keeps pub_side_ns: loan -> fill -> commit
+(send) returned, for the frame just sent.
 """
 
 import time
@@ -22,9 +29,15 @@ import numpy as np
 
 SLOTS = 4
 # transport -> (backend, mode) of the shared-memory ones.
-SHM = {'cpu': ('cpu', 'zero_copy'), 'pinned': ('pinned', 'zero_copy'),
-       'pinned_copy': ('pinned', 'copy'), 'cuda_ipc': ('cuda_ipc', 'zero_copy')}
-TRANSPORTS = ('ros_msg', 'descriptor', 'cpu', 'pinned', 'pinned_copy', 'cuda_ipc')
+SHM = {'cpu': ('cpu', 'zero_copy'), 'cpu_sum': ('cpu', 'zero_copy'),
+       'pinned': ('pinned', 'zero_copy'), 'pinned_copy': ('pinned', 'copy'),
+       'cuda_ipc': ('cuda_ipc', 'zero_copy')}
+TRANSPORTS = ('ros_msg', 'descriptor', 'cpu', 'pinned', 'pinned_copy', 'cuda_ipc', 'cpu_sum',
+              'iceoryx2')
+# Not in a run where `import iceoryx2` fails.
+OPTIONAL = ('iceoryx2',)
+# Transports whose subscriber does not use the ROS executor (left out of executor phases).
+NO_EXECUTOR = ('iceoryx2',)
 GPU_ONLY = ('pinned', 'pinned_copy', 'cuda_ipc')
 MEASURES = ('handover', 'e2e', 'throughput')
 
@@ -142,13 +155,17 @@ class ShmFramePublisher:
         self._sources, self._no_free_slot = sources, NoFreeSlot
         self._sent = self.no_free_slot = 0
         # Hand-over measures the hand-over alone: no checksum to compute or to check.
+        # cpu_sum: no checksum either; its subscriber sums the bytes itself.
         self._pub = ShmPublisher(node, topic, dtype='uint8', shape=[side, side], slots=SLOTS,
                                  policy='reliable', required_readers=1, backend=backend,
                                  mode=mode, encoding='mono8', shm_name=shm_name,
-                                 checksum=measure != 'handover')
-        # Only end to end rewrites the frame each time (its checksum must be the new bytes').
-        self._fill = measure == 'e2e'
+                                 checksum=measure != 'handover' and transport != 'cpu_sum')
+        # Only end to end rewrites the frame each time (its checksum must be the new bytes');
+        # cpu_sum, like iceoryx2, also in throughput (its subscriber checks the bytes sent).
+        self._with_sum = transport == 'cpu_sum'
+        self._fill = measure == 'e2e' or (self._with_sum and measure == 'throughput')
         self._gpu = backend != 'cpu'
+        self.pub_side_ns = 0
 
     def matched(self) -> bool:
         """Tell whether the subscriber was discovered."""
@@ -158,8 +175,10 @@ class ShmFramePublisher:
         """Fill a loaned slot (not timed), then publish it; None: no free slot, retry."""
         index = self._sources.pick(self._sent)
         self._sent += 1
+        frame_id = f'{k}:{self._sources.checksums[index]}' if self._with_sum else str(k)
+        began = time.perf_counter_ns()
         try:
-            with self._pub.loan(frame_id=str(k)) as frame:
+            with self._pub.loan(frame_id=frame_id) as frame:
                 if self._fill:
                     frame[...] = (self._sources.device if self._gpu
                                   else self._sources.host)[index]
@@ -170,6 +189,7 @@ class ShmFramePublisher:
         except self._no_free_slot:  # every slot still held by the subscriber: retry
             self.no_free_slot += 1
             return None
+        self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
     def close(self) -> None:
@@ -184,6 +204,9 @@ def make_publisher(node, transport: str, topic: str, side: int, sources: Sources
         return RosMsgPublisher(node, topic, side, sources, measure)
     if transport == 'descriptor':
         return DescriptorPublisher(node, topic, side, sources, measure)
+    if transport == 'iceoryx2':
+        from bench.iceoryx import IceoryxPublisher
+        return IceoryxPublisher(topic, side, sources, measure)
     return ShmFramePublisher(node, topic, side, sources, measure, transport, shm_name)
 
 
@@ -244,11 +267,15 @@ class ShmFrameSubscription:
         from jetson_shm_ros import ShmSubscription
         backend, mode = SHM[transport]
         self._on_frame = on_frame
+        self._sum = transport == 'cpu_sum' and measure != 'handover'
         self._sub = ShmSubscription(node, topic, self._callback, backend=backend, mode=mode,
-                                    verify=measure != 'handover', queue_depth=SLOTS)
+                                    verify=measure != 'handover' and not self._sum,
+                                    queue_depth=SLOTS)
 
     def _callback(self, frame, info) -> None:
-        self._on_frame(int(info.frame_id), time.monotonic_ns(), True)
+        k, _, want = info.frame_id.partition(':')
+        ok = not self._sum or checksum_words(frame.reshape(-1)) == int(want)
+        self._on_frame(int(k), time.monotonic_ns(), ok)
 
     def counts(self) -> dict:
         """Return the library's counters (received, verified, dropped, invalid, ...)."""
@@ -266,4 +293,7 @@ def make_subscription(node, transport: str, topic: str, measure: str, on_frame,
         return RosMsgSubscription(node, topic, measure, on_frame, gpu_checksum)
     if transport == 'descriptor':
         return DescriptorSubscription(node, topic, measure, on_frame, gpu_checksum)
+    if transport == 'iceoryx2':
+        from bench.iceoryx import IceoryxSubscription
+        return IceoryxSubscription(topic, measure, on_frame)
     return ShmFrameSubscription(node, topic, measure, on_frame, transport)

@@ -99,6 +99,8 @@ setup(
             'image_to_shm = jetson_shm_ros.nodes.image_to_shm:main',
             'shm_to_image = jetson_shm_ros.nodes.shm_to_image:main',
             'image_filter = jetson_shm_ros.nodes.image_filter:main',
+            'shm_recorder = jetson_shm_ros.nodes.shm_recorder:main',
+            'shm_player = jetson_shm_ros.nodes.shm_player:main',
         ],
     },
 )

@@ -41,7 +41,9 @@ fi
 export JSR_ROS_MODE
 
 if [ "$JSR_ROS_MODE" = venv ]; then
-  if [ "$VIRTUAL_ENV" != "$JSR_VENV" ]; then
+  # Also when the venv looks active but another python3 comes first on PATH (a ~/.bashrc that
+  # puts pyenv's shims first, as `make shell` runs it before this file).
+  if [ "$VIRTUAL_ENV" != "$JSR_VENV" ] || [ "$(command -v python3)" != "$JSR_VENV/bin/python3" ]; then
     VIRTUAL_ENV_DISABLE_PROMPT="${VIRTUAL_ENV_DISABLE_PROMPT:-1}"
     # shellcheck disable=SC1091
     source "$JSR_VENV/bin/activate"

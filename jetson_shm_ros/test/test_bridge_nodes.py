@@ -5,6 +5,7 @@ import sys
 
 from api_fixtures import spin_until
 from conftest import SHM_DIR
+from diagnostic_msgs.msg import DiagnosticStatus
 from image_client import make_image
 from jetson_shm_ros.core.errors import ShmRosError
 from jetson_shm_ros.nodes import shm_to_image
@@ -99,6 +100,26 @@ def test_a_new_size_or_encoding_recreates_the_segment_and_hostile_images_change_
     finally:
         _close(node)
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+def test_refusals_raise_the_level_of_their_diagnostics_status(context, shm_name):
+    node = _make(ImageToShmNode, context, shm_name=shm_name)
+    try:
+        status = node.refusals._diagnostics.status
+        assert status().level == DiagnosticStatus.OK
+        node._on_image(_image('rgb8', 4, 6, 3))
+        assert status().level == DiagnosticStatus.OK  # a good image refuses nothing
+        node._on_image(make_image('rgb8', 4, 6, 5, bytes(20), 'x', 1))
+        node._on_image(make_image('rgb8', 4, 6, 5, bytes(20), 'x', 1))
+        node._on_image(make_image('nope', 4, 6, 18, bytes(72), 'x', 1))
+        refused = status()
+        values = {item.key: item.value for item in refused.values}
+        assert refused.level == DiagnosticStatus.WARN and '3 input(s)' in refused.message
+        assert values == {'refused': '3', 'refused.bad_step': '2', 'refused.unknown_encoding': '1'}
+        assert refused.hardware_id == '/image_raw'
+        assert status().level == DiagnosticStatus.OK  # the next period: none refused in it
+    finally:
+        _close(node)
 
 
 def test_many_re_created_segments_still_close_with_the_node(context, shm_name):

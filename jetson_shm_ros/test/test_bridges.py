@@ -74,6 +74,10 @@ def test_every_encoding_with_and_without_padding_comes_back_byte_for_byte(bridge
     # is made reliable with the standard QoS override (as the README tells users to do).
     client, to_shm, to_image = bridge({'max_rate_hz': 0.0}, {
         'qos_overrides./image_raw.subscription.reliability': 'reliable'})
+    # The start-up line states the QoS in force after the override, and why.
+    started = to_shm.wait_for(r'image qos="([^"]*)" \(([^)]*)\)')
+    assert started.group(1).startswith('reliable,') and 'reliable, as overridden' in \
+        started.group(2), started.group(0)
     index = 0
     for encoding in supported_encodings():
         for padding in PADDINGS:  # same layout: one segment per encoding
@@ -120,6 +124,9 @@ HOSTILE = {
 
 def test_hostile_images_are_logged_counted_and_skipped_and_the_bridge_lives_on(bridge):
     client, to_shm, to_image = bridge({'max_rate_hz': 0.0})
+    started = to_shm.wait_for(r'image qos="([^"]*)" \(([^)]*)\)')
+    assert started.group(1).startswith('best_effort,') and 'best effort matches' in \
+        started.group(2), started.group(0)
     good = 0
 
     def send_good():

@@ -63,8 +63,14 @@ def test_publisher_and_subscription_report_their_state(context, shm_name):
         assert published['topic'] == '/frames' and published['mode'] == 'zero_copy'
         assert {'frame_rate_hz', 'latency_p50_ms', 'latency_p99_ms', 'pointer_source',
                 'no_free_slot'} <= published.keys()
+        # The publisher's latency is measured (commit -> RMW hand-over), not the stamp's age
+        # at publish time, which is 0 whenever the publisher stamps the frame itself.
+        assert float(published['latency_p50_ms']) > 0, published
+        assert float(published['latency_p99_ms']) >= float(published['latency_p50_ms'])
         received = _values(monitor.find('shm subscription'))
         assert received['segment'] == shm_name and received['invalid'] == '0'
+        assert monitor.find('shm subscription').hardware_id == shm_name
+        assert monitor.find('shm publisher').hardware_id == shm_name
         assert received['in_place_bytes'] == str(10 * 32 * 32)
         assert {'dropped', 'copied_bytes', 'frame_rate_hz', 'latency_p50_ms'} <= received.keys()
         # A hostile descriptor: the next report of the subscription is an ERROR naming why.

@@ -23,11 +23,19 @@ def _start(name: str, env: dict, log):
 
 
 def test_the_readme_shows_the_examples_verbatim():
+    """The README shows each example's node class as it is, and describes their main()."""
     with open(README, encoding='utf-8') as readme:
         text = readme.read()
     for name in ('camera_publisher.py', 'frame_subscriber.py'):
         with open(os.path.join(EXAMPLES, name), encoding='utf-8') as example:
-            assert example.read() in text, f'README.md does not show examples/{name} as it is'
+            source = example.read()
+        node_class = source[source.index('\nclass ') + 1:source.index('\n\n\ndef main')]
+        assert node_class + '\n```' in text, \
+            f'README.md does not show the class of examples/{name} as it is'
+        main = source[source.index('\ndef main'):]
+        for call in ('rclpy.init()', 'rclpy.spin(node)', 'node.destroy_node()',
+                     'rclpy.try_shutdown()'):
+            assert call in main and f'`{call}`' in text, f'{name}: main() and README: {call}'
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])

@@ -20,13 +20,14 @@ import pytest
 # The repository's helper scripts (benchmarks, build fixes) are held to the same style.
 SCRIPTS = os.path.join(os.path.dirname(__file__), '..', '..', 'scripts')
 BENCH = os.path.join(os.path.dirname(__file__), '..', '..', 'bench')
+DOCGEN = os.path.join(os.path.dirname(__file__), '..', '..', 'docgen')
 
 
 @pytest.mark.flake8
 @pytest.mark.linter
 def test_flake8():
     rc, errors = main_with_errors(
-        argv=['.'] + [path for path in (SCRIPTS, BENCH) if os.path.isdir(path)])
+        argv=['.'] + [path for path in (SCRIPTS, BENCH, DOCGEN) if os.path.isdir(path)])
     assert rc == 0, \
         'Found %d code style errors / warnings:\n' % len(errors) + \
         '\n'.join(errors)

@@ -86,11 +86,15 @@ def test_every_validation_rule_rejects_and_counts_without_crashing(producer, con
     assert consumer.handle(desc) == VERIFIED, 'bad input leaves the consumer working'
 
 
-def test_corrupted_payload_is_invalid_never_verified(producer, consumer):
+def test_corrupted_payload_is_invalid_never_verified(producer, consumer, caplog):
     desc = producer.try_write_pattern()
     producer.pool.view(desc.offset, desc.nbytes)[7] ^= 0x40  # no sequence change: corruption
-    assert consumer.handle(desc) == INVALID
+    with caplog.at_level('ERROR'):
+        assert consumer.handle(desc) == INVALID
     assert consumer.invalid_reasons['checksum_mismatch'] == 1
+    # The descriptor was right; the payload was not: the log line says which.
+    assert 'invalid payload (checksum_mismatch' in caplog.text, caplog.text
+    assert 'invalid descriptor' not in caplog.text
 
 
 def test_overwritten_slot_is_dropped_before_reading(producer, consumer):
@@ -224,6 +228,17 @@ def test_pool_is_unlinked_when_producer_closes(shm_name):
     assert isinstance(stream.pool, SlotPool)
     stream.close()
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+def test_descriptors_that_never_arrive_are_counted_missed(producer, consumer):
+    """A gap in a producer's sequences (a descriptor lost before the consumer) is counted."""
+    sent = [producer.try_write_pattern() for _ in range(6)]
+    for desc in sent[:2] + sent[4:]:  # the third and fourth never arrive
+        assert consumer.handle(desc) in (VERIFIED, DROPPED)
+    assert consumer.counts['missed'] == 2, consumer.summary()
+    assert consumer.summary().split()[7] == 'missed=2'
+    consumer.handle(sent[5])  # the same descriptor again: no gap
+    assert consumer.counts['missed'] == 2, consumer.summary()
 
 
 def test_a_reliable_producer_waits_for_the_readers_it_expects_to_attach(shm_name, consumer):

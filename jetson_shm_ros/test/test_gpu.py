@@ -275,6 +275,31 @@ def test_copy_into_puts_every_source_kind_into_the_slot(shm_name, name, mode, so
 
 
 @needs_gpu
+@pytest.mark.parametrize('mode', MODES)
+def test_a_pinned_producer_sums_what_it_copies_and_the_consumer_agrees(shm_name, mode):
+    """Past the CPU checksum's size: publish()'s device source, or a loan, summed on the GPU."""
+    shape = [(1 << 20) + 3]  # a tail of three bytes
+    producer = FrameProducer(shm_name, 2, 'uint8', shape, backend=_gpu('pinned', mode))
+    consumer = FrameConsumer(_gpu('pinned', mode))
+    try:
+        rng = np.random.default_rng(_seed())
+        for frame in range(4):
+            data = rng.integers(0, 256, shape, dtype=np.uint8)
+            if frame % 2:  # a loan: the writer fills the slot (copy mode: a device buffer)
+                desc = producer.try_write(lambda array: array.set(data))
+            else:  # publish(array) from device memory
+                write = producer.begin()
+                producer.backend.copy_into(producer.pool, write.offset, producer.nbytes, '|u1',
+                                           shape, cupy.asarray(data))
+                desc = producer.commit(write)
+            assert desc.checksum == checksum_words(data), f'frame {frame}, {mode}'
+            assert consumer.handle(desc) == VERIFIED, consumer.summary()
+    finally:
+        consumer.close()
+        producer.close()
+
+
+@needs_gpu
 @pytest.mark.parametrize('name', GPU_BACKENDS)
 def test_copy_into_waits_for_the_callers_stream(shm_name, name):
     producer = FrameProducer(shm_name, 1, 'uint8', [1 << 20], backend=_gpu(name))

@@ -12,12 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+import os
+
 from ament_pep257.main import main
 import pytest
+
+DOCGEN = os.path.join(os.path.dirname(__file__), '..', '..', 'docgen')
 
 
 @pytest.mark.linter
 @pytest.mark.pep257
 def test_pep257():
-    rc = main(argv=['.', 'test'])
+    rc = main(argv=['.', 'test'] + ([DOCGEN] if os.path.isdir(DOCGEN) else []))
     assert rc == 0, 'Found code style errors / warnings'

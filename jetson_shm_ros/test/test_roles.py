@@ -203,4 +203,4 @@ def test_the_consumer_status_line_says_the_descriptor_rate(loopback):
     loopback.consumer_role.tick()
     assert loopback.consumer_log.lines == [
         ('info', 'status: received=4 verified=4 dropped=0 invalid=0 unverified=0 '
-                 'in_place_bytes=64 copied_bytes=0 rate=2.0/s')]
+                 'in_place_bytes=64 copied_bytes=0 missed=0 rate=2.0/s')]

@@ -75,11 +75,16 @@ class AtomicWords:
 
     def load(self, index: int) -> int:
         """Load word `index` with acquire order."""
-        return _atomics.load_acquire(self.address(index))
+        # The bounds check of address(), inline: a load runs several times per frame.
+        if not 0 <= index < self._count:
+            raise IndexError(f'word {index} outside 0..{self._count - 1}')
+        return _atomics.load_acquire(self._base + WORD_BYTES * index)
 
     def store(self, index: int, value: int) -> None:
         """Store `value` into word `index` with release order."""
-        _atomics.store_release(self.address(index), value)
+        if not 0 <= index < self._count:
+            raise IndexError(f'word {index} outside 0..{self._count - 1}')
+        _atomics.store_release(self._base + WORD_BYTES * index, value)
 
     def compare_exchange(self, index: int, expected: int, desired: int) -> Tuple[bool, int]:
         """

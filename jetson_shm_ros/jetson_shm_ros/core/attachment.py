@@ -19,6 +19,8 @@ class AttachedSegment(SegmentMapping):
     def __init__(self, name: str, fd: int, size: int):
         super().__init__(name, fd, size)
         self._reader_index: Optional[int] = None
+        # The newest sequence a consumer received a descriptor for (0: none yet).
+        self.last_seen = 0
         # Claims per slot by this object's threads; the shared bit is set while any is held.
         self._held: List[int] = []
         self._claim_lock = threading.Lock()
@@ -126,10 +128,11 @@ class AttachedSegment(SegmentMapping):
     @property
     def registered(self) -> bool:
         """Tell whether this object holds an active reader entry."""
-        if self._reader_index is None:
+        index = self._reader_index
+        if index is None or self.closed:
             return False
-        entry = self._readers[self._reader_index]
-        return int(entry['state']) == READER_ACTIVE and int(entry['pid']) == os.getpid()
+        return int(self._reader_states[index]) == READER_ACTIVE and \
+            int(self._reader_pids[index]) == os.getpid()
 
     @property
     def evicted(self) -> bool:

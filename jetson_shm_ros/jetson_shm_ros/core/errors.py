@@ -63,3 +63,7 @@ class OptionError(ShmRosError, ValueError):
 
     def __init__(self, detail: str):
         super().__init__('bad_option', detail)
+
+
+class BagError(ShmRosError):
+    """A bag cannot be written or read as asked (unwritable, full disk, truncated, corrupt)."""

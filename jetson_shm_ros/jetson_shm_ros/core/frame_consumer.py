@@ -19,14 +19,18 @@ _log = get_logger('jetson_shm_ros.frames')
 
 # Segments a consumer keeps mapped at once (one per producer it listens to).
 MAX_MAPPED_SEGMENTS = 8
+# Invalid reasons that fault the payload, not the descriptor (logged as 'invalid payload').
+PAYLOAD_REASONS = frozenset({'checksum_mismatch'})
 
 VERIFIED = 'verified'
 UNVERIFIED = 'unverified'
 DROPPED = 'dropped'
 INVALID = 'invalid'
 # The consumer's summary line, in this order (tools parse its first four fields).
+# missed: descriptors a producer published that never arrived here (a gap in its sequences:
+# a DDS keep-last queue that overflowed, e.g. under a slow executor).
 SUMMARY_COUNTS = ('received', VERIFIED, DROPPED, INVALID, UNVERIFIED, 'in_place_bytes',
-                  'copied_bytes')
+                  'copied_bytes', 'missed')
 
 
 class FrameConsumer:
@@ -101,6 +105,14 @@ class FrameConsumer:
             # let a reliable producer overwrite frames this reader has not been sent.
             if desc.sequence <= segment.sequence(desc.slot):
                 segment.release(desc.slot, desc.sequence)
+                self._count_gap(segment, desc.sequence)
+
+    def _count_gap(self, segment: AttachedSegment, sequence: int) -> None:
+        """Count the descriptors between the last one seen and this one as missed."""
+        # Frame k is published with sequence 2k + 2, every frame of a segment in order.
+        if segment.last_seen and sequence > segment.last_seen + 2:
+            self.counts['missed'] += (sequence - segment.last_seen) // 2 - 1
+        segment.last_seen = max(segment.last_seen, sequence)
 
     def _claim(self, segment: AttachedSegment, desc: Descriptor) -> Optional[str]:
         """
@@ -212,7 +224,8 @@ class FrameConsumer:
         seen = self.invalid_reasons[reason]
         # First ones in full, then a reminder now and then: a bad peer must not flood the log.
         if seen <= 5 or seen % 100 == 0:
-            _log.error('invalid descriptor (%s, seen %d times) for %r slot %s: %s', reason, seen,
+            what = 'payload' if reason in PAYLOAD_REASONS else 'descriptor'
+            _log.error('invalid %s (%s, seen %d times) for %r slot %s: %s', what, reason, seen,
                        desc.shm_name, desc.slot, detail)
         return INVALID
 
@@ -228,6 +241,11 @@ class FrameConsumer:
             line += ' invalid_reasons=' + ','.join(
                 f'{key}:{value}' for key, value in sorted(self.invalid_reasons.items()))
         return line
+
+    def segment_policy(self, shm_name: str) -> Optional[str]:
+        """Return the policy ('latest', 'reliable') of a mapped segment, None if not mapped."""
+        segment = self._segments.get(shm_name)
+        return segment.policy if segment is not None else None
 
     def mapped_segments(self) -> list:
         """Names of the segments mapped now (least recently used first)."""

@@ -110,6 +110,8 @@ class FrameProducer:
             self.waits += 1
             return None
         offset = self.pool.slot_bounds(slot)[0]
+        # Once per frame, before the first byte is written (views do not check it).
+        self.pool.check_size()
         self.pool.begin_write(slot)
         return SlotWrite(slot, offset)
 

@@ -24,7 +24,7 @@ make_backend() runs, so importing this module is harmless without a GPU.
 """
 
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 import weakref
 
 from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
@@ -37,11 +37,15 @@ from jetson_shm_ros.core.cuda.staging import CopyStaging, WorkStream
 from jetson_shm_ros.core.descriptor import MEMORY_CUDA_IPC, MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import BackendUnavailable, SegmentError
 from jetson_shm_ros.core.logs import get_logger
-from jetson_shm_ros.core.payload import payload_nbytes
+from jetson_shm_ros.core.payload import checksum_words, payload_nbytes
 import numpy as np
 
 GPU_BACKENDS = ('pinned', 'cuda_ipc')
 POINTER_CHOICES = ('auto', 'device')
+# Pinned slots are host memory: up to this size the CPU sums a payload faster than a kernel
+# launch plus the result's copy back and a stream synchronize (~45 us a checksum on an H200
+# host, doc/performance.md), so both sides of a small frame skip the GPU round trip.
+HOST_CHECKSUM_MAX_BYTES = 64 << 10
 
 _log = get_logger('jetson_shm_ros.gpu')
 
@@ -75,6 +79,9 @@ class GpuBackend:
         self._scratch = self._kernels.make_scratch()
         self._staging = CopyStaging(cp, self.device_id, self._work)  # used in copy mode
         self._sources: List[object] = []  # copy_into sources our stream may still read
+        # (region, slot address, nbytes, device address): a device array copy_into queued into
+        # a pinned slot; until synchronize() its bytes are the slot's, in device memory.
+        self._device_copy: Optional[Tuple[Region, int, int, int]] = None
         self.closed = False
 
     # The backend contract (see jetson_shm_ros.core.backend_protocol.Backend).
@@ -168,14 +175,20 @@ class GpuBackend:
                 np.copyto(slot, array, casting='no')
                 return
             pointer = array.ctypes.data
+            on_device = False
         else:
             array = device_view(source)
             check_fits(array, dtype, shape)
             pointer = array.data.ptr
+            on_device = True
         self._staging.flush()  # an earlier writer's staged bytes must not land after these
         self._work.join_current()
         self._work.copy(address, pointer, nbytes)
         self._sources.append(array)
+        # A pinned slot's checksum then reads the source in device memory instead of reading
+        # the slot back across the host link: the slot crosses it once per frame.
+        self._device_copy = (region, address, nbytes, pointer) \
+            if on_device and isinstance(region, PinnedRegion) else None
 
     def fill_pattern(self, segment, offset: int, nbytes: int, frame: int) -> None:
         """Queue the GPU kernel writing core.payload.fill_pattern's bytes of `frame`."""
@@ -190,9 +203,16 @@ class GpuBackend:
 
     def checksum(self, segment, offset: int, nbytes: int) -> int:
         """Return the payload's checksum, computed on the GPU (see core.payload.checksum_words)."""
+        source = self._device_source(segment, offset, nbytes)
         region, address = self._ordered(segment, offset, nbytes)
         stream = self._work.stream
-        if self.mode == 'copy':
+        if isinstance(region, PinnedRegion) and nbytes <= HOST_CHECKSUM_MAX_BYTES:
+            if region.writable:
+                self._work.synchronize()  # the writes queued so far (and joined) have landed
+            return checksum_words(segment.view(offset, nbytes))
+        if source is not None:
+            address = source  # the same bytes, in device memory (queued after their copy)
+        elif self.mode == 'copy':
             address = self._staging.copy_in(region, address, nbytes)
         else:
             self._work.wait_for_writer(region)
@@ -213,6 +233,7 @@ class GpuBackend:
                 self._work.record(region.event)
         self._work.synchronize()
         self._sources.clear()
+        self._device_copy = None
 
     def ipc_handles(self, segment) -> Tuple[bytes, bytes]:
         """Return (memory handle, event handle) for descriptors; empty for host memory."""
@@ -265,6 +286,21 @@ class GpuBackend:
             raise SegmentError('not_prepared', f'{segment.name} was not prepared for the GPU '
                                'backend (prepare() first)')
         return region
+
+    def _device_source(self, segment, offset: int, nbytes: int) -> Optional[int]:
+        """
+        Return a device address holding a producer's pinned payload, or None.
+
+        The device array that copy_into is copying into the slot, or copy mode's private
+        buffer not yet flushed into it: summing those reads device memory, not the host link.
+        """
+        region = self._regions.get(segment)
+        if not isinstance(region, PinnedRegion) or not region.writable:
+            return None
+        copied = self._device_copy
+        if copied is not None and copied[:3] == (region, region.address(offset, nbytes), nbytes):
+            return copied[3]
+        return self._staging.pending_buffer(region, offset, nbytes)
 
     def _ordered(self, segment, offset: int, nbytes: int) -> Tuple[Region, int]:
         """Return (region, device address) of a payload, our stream after all earlier writes."""

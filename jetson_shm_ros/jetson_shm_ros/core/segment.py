@@ -32,6 +32,9 @@ from typing import Dict, List, Optional, Tuple
 from jetson_shm_ros.core.atomics import AtomicWords, fence_acquire, WORD_BYTES
 from jetson_shm_ros.core.descriptor import MEMORY_HOST_SHM
 from jetson_shm_ros.core.errors import SegmentError
+# Re-exported: the pool, the attachment and tools ask segment.py whether a process runs.
+from jetson_shm_ros.core.liveness import (  # noqa: F401
+    process_alive, process_start_time, ProcessWatch)
 from jetson_shm_ros.core.logs import get_logger
 import numpy as np
 
@@ -90,22 +93,6 @@ def layout(slot_count: int, slot_size: int, memory_kind: int) -> Tuple[int, int,
     return slot_bytes, data_offset, total
 
 
-def process_start_time(pid: int) -> Optional[int]:
-    """Return a process's start time in clock ticks since boot, or None if it is gone."""
-    try:
-        with open(f'/proc/{pid}/stat', 'rb') as stat_file:
-            data = stat_file.read()
-    except OSError:
-        return None
-    # Field 22 (starttime); split after the ')' that ends the command name, which may hold spaces.
-    return int(data[data.rindex(b')') + 2:].split()[19])
-
-
-def process_alive(pid: int, start_time: int) -> bool:
-    """Tell whether `pid` runs and is the process that recorded `start_time` (no pid reuse)."""
-    return pid > 0 and process_start_time(pid) == start_time
-
-
 class SegmentMapping:
     """Header access shared by the producer's pool and a consumer's attachment."""
 
@@ -113,8 +100,10 @@ class SegmentMapping:
         self.name = name
         self._fd = fd
         self._mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._size = size
         self._bytes = np.frombuffer(self._mm, dtype=np.uint8)
         self._header = self._bytes[:HEADER_DTYPE.itemsize].view(HEADER_DTYPE)[0:1]
+        self._owner_watch: Optional[ProcessWatch] = None
         self.closed = False
 
     def _bind_tables(self, header: Optional[np.ndarray] = None) -> None:
@@ -133,6 +122,9 @@ class SegmentMapping:
         self._readers = self._bytes[
             table_start:table_start + MAX_READERS * reader_type.itemsize].view(reader_type)
         self._releases = [AtomicWords(entry['release']) for entry in self._readers]
+        # Column views, read per frame: cheaper than a NumPy record per access.
+        self._reader_states = self._readers['state']
+        self._reader_pids = self._readers['pid']
 
     def _field(self, key: str) -> int:
         return self._layout[key]
@@ -194,8 +186,10 @@ class SegmentMapping:
         return self._sequences.load(slot) == sequence
 
     def owner_alive(self) -> bool:
-        """Tell whether the producer that created this segment still runs."""
-        return process_alive(self.owner_pid, self._field('owner_start'))
+        """Tell whether the producer that created this segment still runs (cheap: a pidfd)."""
+        if self._owner_watch is None:
+            self._owner_watch = ProcessWatch(self.owner_pid, self._field('owner_start'))
+        return self._owner_watch.alive()
 
     def check_size(self) -> None:
         """
@@ -220,12 +214,17 @@ class SegmentMapping:
         return start, start + self.slot_size
 
     def view(self, offset: int, nbytes: int) -> np.ndarray:
-        """Return a writable uint8 NumPy view of host-shm bytes [offset, offset + nbytes)."""
-        if self.memory_kind != MEMORY_HOST_SHM:
+        """
+        Return a writable uint8 NumPy view of host-shm bytes [offset, offset + nbytes).
+
+        Bounds are checked against the mapping; the file's size is not (an fstat each time
+        was several per frame): a consumer calls check_size() once per descriptor, before the
+        first view of its frame.
+        """
+        if self._layout['memory_kind'] != MEMORY_HOST_SHM:
             raise SegmentError('no_host_view', f'{self.name} keeps its slots in device memory')
-        if offset < self.data_offset or offset + nbytes > self.size:
+        if offset < self._layout['data_offset'] or offset + nbytes > self._size:
             raise SegmentError('out_of_bounds', f'[{offset}, {offset + nbytes}) outside slots')
-        self.check_size()
         return self._bytes[offset:offset + nbytes]
 
     def slot_view(self, slot: int) -> np.ndarray:
@@ -246,7 +245,10 @@ class SegmentMapping:
             return
         self.closed = True
         self._sequences = self._claims = self._releases = None
+        if self._owner_watch is not None:
+            self._owner_watch.close()
         self._readers = self._header = self._bytes = None
+        self._reader_states = self._reader_pids = None
         try:
             self._mm.close()
         except BufferError:

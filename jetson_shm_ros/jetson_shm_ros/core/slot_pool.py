@@ -182,7 +182,7 @@ class SlotPool(SegmentMapping):
     def _readers_behind(self, slot: int, published: int) -> Tuple[List[int], int]:
         """Return (live readers that did not release `published` yet, live readers)."""
         behind, live = [], 0
-        for index in np.flatnonzero(self._readers['state'] == READER_ACTIVE):
+        for index in np.flatnonzero(self._reader_states == READER_ACTIVE):
             entry = self._readers[index]
             # Nothing to wait for in a never-written slot or one whose write was abandoned.
             holds = bool(published and published % 2 == 0 and

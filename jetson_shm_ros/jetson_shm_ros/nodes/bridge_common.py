@@ -5,6 +5,7 @@ import time
 from typing import Dict
 
 from builtin_interfaces.msg import Time
+from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, HardwareId, OK, Report, WARN
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -55,10 +56,33 @@ class Refusals:
     """Counts refused inputs by reason and logs each reason at a bounded rate."""
 
     def __init__(self, node: Node, what: str):
+        self._node = node
         self._logger = node.get_logger()
         self._what = what
         self.by_reason: Dict[str, int] = Counter()
         self._last_logged: Dict[str, float] = {}
+        self._reported = 0
+        self._diagnostics = None
+
+    def start_diagnostics(self, period_s: float, about: HardwareId) -> None:
+        """
+        Report the refusals on /diagnostics every `period_s` (0: not at all).
+
+        :param about: the status's hardware_id: the input topic or segment(s), or a function
+        """
+        if period_s > 0:
+            self._diagnostics = EndpointDiagnostics(
+                self._node, f'{self._node.get_name()}: refused inputs ({self._what})', about,
+                period_s, self._report)
+
+    def _report(self) -> Report:
+        total = self.total
+        fresh, self._reported = total - self._reported, total
+        values = {'refused': total, **{f'refused.{reason}': count
+                                       for reason, count in sorted(self.by_reason.items())}}
+        if fresh:
+            return WARN, f'{fresh} input(s) refused this period', values
+        return OK, 'nothing refused this period', values
 
     @property
     def total(self) -> int:

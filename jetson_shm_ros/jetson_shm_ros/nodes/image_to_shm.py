@@ -15,6 +15,7 @@ from jetson_shm_ros.ros.parameters import declare_options
 from jetson_shm_ros.ros.publisher import ShmPublisher
 import numpy as np
 from rclpy.node import Node
+from rclpy.qos import ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 
@@ -43,10 +44,15 @@ class ImageToShmNode(Node):
         self._subscription = self.create_subscription(
             Image, IMAGE_TOPIC, self._on_image, qos,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        self.refusals.start_diagnostics(options['diagnostics_period_s'],
+                                        self._subscription.topic_name)
+        # `qos` now holds what is in force: qos_overrides.* parameters were applied to it.
+        why = ('sensor data: best effort matches every camera driver and never slows it'
+               if qos.reliability == ReliabilityPolicy.BEST_EFFORT else
+               'reliable, as overridden: only a reliable camera driver matches')
         self.get_logger().info(
             f'rmw={rmw_name()} image topic={self._subscription.topic_name} '
-            f'image qos="{describe_qos(qos)}" (sensor data: best effort matches every camera '
-            f'driver and never slows it) descriptor topic={options["topic"]} '
+            f'image qos="{describe_qos(qos)}" ({why}) descriptor topic={options["topic"]} '
             f'segment={options["shm_name"] or "from node and topic"} (made at the first image) '
             f'backend={options["backend"]} mode={options["mode"]} policy={options["policy"]} '
             f'slots={options["slots"]}')

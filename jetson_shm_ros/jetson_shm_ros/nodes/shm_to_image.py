@@ -42,6 +42,8 @@ class ShmToImageNode(Node):
             self, options['topic'], self._on_frame, backend=options['backend'],
             verify=options['verify'], queue_depth=options['queue_depth'],
             diagnostics_period_s=options['diagnostics_period_s'])
+        self.refusals.start_diagnostics(options['diagnostics_period_s'],
+                                        self._publisher.topic_name)
         self.get_logger().info(
             f'rmw={rmw_name()} descriptor topic={options["topic"]} '
             f'image topic={self._publisher.topic_name} image qos="{describe_qos(qos)}" '

@@ -33,7 +33,7 @@ class Option:
     :param minimum: smallest allowed number (of each item for a list); None: unbounded
     :param maximum: largest allowed number (of each item for a list); None: unbounded
     :param choices: the allowed strings; empty: any
-    :param item_type: element type of a list option (int or float)
+    :param item_type: element type of a list option (int, float or str)
     :param max_items: most elements of a list option
     :param check: further check of the parsed value; raises ValueError saying why
     """
@@ -52,8 +52,8 @@ class Option:
     def __post_init__(self):
         if self.kind not in OPTION_TYPES:
             raise TypeError(f'option {self.name}: type must be one of {OPTION_TYPES}')
-        if (self.kind is list) != (self.item_type in (int, float)):
-            raise TypeError(f'option {self.name}: a list needs item_type int or float')
+        if (self.kind is list) != (self.item_type in (int, float, str)):
+            raise TypeError(f'option {self.name}: a list needs item_type int, float or str')
         self.parse(self.default)  # a schema whose default is refused is a bug: fail on import
 
     @property
@@ -67,7 +67,7 @@ class Option:
         if self.choices:
             return 'one of ' + ', '.join(self.choices)
         if self.kind is list:
-            items = {int: 'integers', float: 'numbers'}[self.item_type]
+            items = {int: 'integers', float: 'numbers', str: 'names'}[self.item_type]
             most = f'up to {self.max_items} ' if self.max_items else ''
             return f'a list of {most}{items}{self._range_words()}, e.g. {_show(self.default)}'
         return _TYPE_WORDS[self.kind] + self._range_words()
@@ -91,7 +91,7 @@ class Option:
         """
         try:
             if self.kind is list:
-                parsed = [self._number(item, self.item_type) for item in _items(value)]
+                parsed = [self._item(item) for item in _items(value, self.item_type)]
                 if not parsed or (self.max_items and len(parsed) > self.max_items):
                     raise ValueError('wrong length')
             elif self.kind in (int, float):
@@ -111,6 +111,14 @@ class Option:
                 raise OptionError(f'{self.name}={_show(value)} is not allowed: {detail}') \
                     from None
         return parsed
+
+    def _item(self, value: Any):
+        if self.item_type is str:
+            text = _str(value).strip()
+            if not text:
+                raise ValueError('empty name')
+            return text
+        return self._number(value, self.item_type)
 
     def _number(self, value: Any, kind: type):
         number = _SCALAR_PARSERS[kind](value)
@@ -176,13 +184,15 @@ def _str(value: Any) -> str:
 _SCALAR_PARSERS = {bool: _bool, int: _int, float: _float, str: _str}
 
 
-def _items(value: Any) -> List[Any]:
-    """Split '[64,64,3]', '64,64,3' or '64x64x3' (or take a list as it is)."""
+def _items(value: Any, item_type: type) -> List[Any]:
+    """Split '[64,64,3]', '64,64,3' or '64x64x3', or '[a,b]' (or take a list as it is)."""
     if _is_sequence(value):
         return list(value)
     if not isinstance(value, str):
         raise ValueError('not a list')
-    text = value.strip().strip('[]()').replace('x', ',')
+    text = value.strip().strip('[]()')
+    if item_type is not str:
+        text = text.replace('x', ',')
     return [part for part in text.split(',') if part.strip()]
 
 

@@ -169,3 +169,58 @@ SHM_TO_IMAGE_NODE_OPTIONS: Tuple[Option, ...] = (
            minimum=1, maximum=1000),
     STATUS_PERIOD_S,
 ) + ROS_NODE_OPTIONS
+
+# shm_recorder / shm_player (rclpy nodes only): frames to and from a rosbag2 MCAP bag.
+_BYTES = {'minimum': 0, 'maximum': 2**62}
+RECORDER_NODE_OPTIONS: Tuple[Option, ...] = (
+    Option('topics', list, [DEFAULT_TOPIC], 'Descriptor topics to record, e.g. '
+           '[camera/frames,camera/depth]', item_type=str, max_items=64),
+    Option('output', str, '', 'Bag directory to create (must not exist); empty: '
+           'shm_bag_<date>_<time> in the working directory'),
+    Option('compression', str, 'none', 'MCAP chunk compression: none keeps up with the disk; '
+           'zstd saves space at the cost of CPU', choices=('none', 'zstd')),
+    Option('max_frames', int, 0, 'Frames to record (all topics together) before exiting; '
+           '0 = until stopped', **_BYTES),
+    Option('max_bytes', int, 0, 'Stop before the bag grows past this many bytes; 0 = no limit',
+           **_BYTES),
+    Option('split_bytes', int, 0, 'Start a new .mcap file of the bag past this many bytes; '
+           '0 = one file', **_BYTES),
+    Option('chunk_bytes', int, 4 * 2**20, 'Bytes of frames per MCAP chunk: the unit written at '
+           'once, and the most a failing disk can lose', minimum=2**16, maximum=2**31),
+    Option('chunk_crc', bool, False, 'Write a CRC32 of every MCAP chunk so readers detect '
+           'corrupted bytes; costs about as much CPU as the rest of recording together'),
+    Option('queue_bytes', int, 512 * 2**20, 'Most bytes of frames waiting for the disk; past '
+           'it frames are refused (counted as queue_full) instead of memory growing',
+           minimum=2**20, maximum=2**40),
+    replace(BACKEND, description='Where frames are mapped; a bag is host memory, so frames on '
+            'the GPU are copied to the host once'),
+    Option('verify', bool, True,
+           'Record only frames that match their checksum (when the producer sends one)'),
+    replace(QUEUE_DEPTH, description='Descriptor queue depth of each subscription'),
+    STATUS_PERIOD_S,
+) + ROS_NODE_OPTIONS
+
+PLAYER_NODE_OPTIONS: Tuple[Option, ...] = (
+    Option('bag', str, '', 'Bag to replay: a rosbag2 directory (metadata.yaml + .mcap) or an '
+           '.mcap file; required'),
+    Option('topics', list, ['*'], "Recorded topics to replay; ['*'] = every topic",
+           item_type=str, max_items=64),
+    Option('topic_prefix', str, '', 'Put before each recorded topic name when publishing, '
+           'e.g. /replay; empty: the recorded names'),
+    Option('rate', float, 1.0, 'Replay speed: 1 = as recorded, 2 = twice as fast; 0 = as fast '
+           'as the readers allow', minimum=0.0, maximum=1000.0),
+    Option('loop', bool, False, 'Start again at the end of the bag'),
+    Option('start_offset_s', float, 0.0, 'Skip this many seconds at the start of the bag',
+           minimum=0.0, maximum=1e9),
+    replace(SLOTS, description="Slots of each replayed topic's segment"),
+    replace(POLICY, description='Policy of the replayed segments: ' + POLICY.description),
+    replace(WAIT_FOR_CONSUMERS, description='Do not publish a topic before this many '
+            'subscriptions matched it; reliable policy: also consumers to wait for before '
+            'reusing a slot'),
+    Option('release_timeout_s', float, 1.0, 'Reliable policy: longest wait for a free slot '
+           '(and for a reader before it is evicted)', **_POSITIVE_S),
+    BACKEND,
+    Option('checksum', bool, True,
+           'Publish the payload checksum so consumers can verify every byte'),
+    STATUS_PERIOD_S,
+) + ROS_NODE_OPTIONS

@@ -8,4 +8,12 @@ from jetson_shm_ros.ros.frame_info import FrameInfo
 from jetson_shm_ros.ros.publisher import ShmPublisher
 from jetson_shm_ros.ros.subscription import ShmSubscription
 
-__all__ = ['FrameInfo', 'ShmPublisher', 'ShmSubscription']
+__all__ = ['FrameInfo', 'ShmPublisher', 'ShmRecorder', 'ShmSubscription']
+
+
+def __getattr__(name: str):
+    # ShmRecorder needs the `mcap` package: loaded only by those who record.
+    if name == 'ShmRecorder':
+        from jetson_shm_ros.ros.recorder import ShmRecorder
+        return ShmRecorder
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

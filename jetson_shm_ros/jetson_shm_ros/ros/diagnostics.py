@@ -3,13 +3,16 @@
 
 Every period an endpoint publishes one DiagnosticStatus: level OK/WARN/ERROR with a message,
 and key-values for what an operator asks first: which segment and backend, how many frames,
-how many dropped or invalid (by reason), how many bytes were read in place or copied, and the
-latency from the header stamp (p50/p99 over the period). `ros2 topic echo /diagnostics`
+how many dropped or invalid (by reason), how many bytes were read in place or copied, and a
+latency over the period (p50/p99): a publisher's from the commit of a frame until the RMW took
+its descriptor, a subscription's from the header stamp until its callback returned (stamps of
+the producer's clock). `ros2 topic echo /diagnostics`
 shows it; rqt_robot_monitor and diagnostic_aggregator read it.
 """
 
+import random
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple, Union
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
@@ -23,6 +26,8 @@ ERROR = DiagnosticStatus.ERROR
 MAX_LATENCY_SAMPLES = 4096
 
 Report = Tuple[int, str, Dict[str, object]]
+# A status's hardware_id: fixed, or asked each period (a subscription learns its segments).
+HardwareId = Union[str, Callable[[], str]]
 
 
 class LatencyWindow:
@@ -36,7 +41,7 @@ class LatencyWindow:
         if len(self._samples) < MAX_LATENCY_SAMPLES:
             self._samples.append(latency_ns)
         else:
-            self._samples[np.random.randint(MAX_LATENCY_SAMPLES)] = latency_ns
+            self._samples[random.randrange(MAX_LATENCY_SAMPLES)] = latency_ns
 
     def take(self) -> Dict[str, object]:
         """Return {'latency_p50_ms', 'latency_p99_ms'} of the period (or '-') and start anew."""
@@ -64,13 +69,13 @@ class RateMeter:
 class EndpointDiagnostics:
     """Publishes one endpoint's status on /diagnostics every `period_s` seconds."""
 
-    def __init__(self, node: Node, name: str, hardware_id: str, period_s: float,
+    def __init__(self, node: Node, name: str, hardware_id: HardwareId, period_s: float,
                  report: Callable[[], Report], callback_group=None):
         """
         Start publishing.
 
         :param name: the status name, e.g. 'camera_node: shm publisher /camera/frames'
-        :param hardware_id: the segment name (what the status is about)
+        :param hardware_id: the segment name(s) the status is about, or a function giving them
         :param report: returns (level, message, key-values) for the period that just ended
         """
         self._node = node
@@ -83,8 +88,9 @@ class EndpointDiagnostics:
     def status(self) -> DiagnosticStatus:
         """Build the status of the period that just ended."""
         level, message, values = self._report()
+        hardware_id = self._hardware_id() if callable(self._hardware_id) else self._hardware_id
         return DiagnosticStatus(
-            level=level, name=self._name, message=message, hardware_id=self._hardware_id,
+            level=level, name=self._name, message=message, hardware_id=hardware_id,
             values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
 
     def _on_timer(self) -> None:

@@ -3,7 +3,7 @@
 from typing import Callable
 
 from jetson_shm_ros.core.backend import select_backend
-from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, Report
+from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, HardwareId, Report
 from jetson_shm_ros.ros.logs import route_core_logs, unroute_core_logs
 from rclpy.node import Node
 
@@ -30,7 +30,7 @@ class Endpoint:
         """Tell whether close() ran."""
         return self._closed
 
-    def _start_diagnostics(self, kind: str, topic: str, hardware_id: str, period_s: float,
+    def _start_diagnostics(self, kind: str, topic: str, hardware_id: HardwareId, period_s: float,
                            report: Callable[[], Report], callback_group) -> None:
         if period_s > 0:
             self._diagnostics = EndpointDiagnostics(

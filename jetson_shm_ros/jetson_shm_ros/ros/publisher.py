@@ -279,12 +279,13 @@ class ShmPublisher(Endpoint):
             time.sleep(_RETRY_S)
 
     def _commit(self, write: SlotWrite, stamp_ns: Optional[int], frame_id: str) -> None:
-        # One clock read a frame (rclpy's Clock.now() costs ~6 us): the stamp, and the age of
-        # the stamp when the descriptor is handed to the RMW.
+        # /diagnostics latency: from the commit (device synchronized, sequence even) until the
+        # RMW has taken the descriptor. One node clock read a frame (~6 us): the stamp.
+        began = time.monotonic_ns()
         now = self._node.get_clock().now().nanoseconds
         desc = self._frames.commit(write, now if stamp_ns is None else stamp_ns, frame_id)
-        self._latency.add(now - desc.stamp_ns)
         self._publisher.publish(to_msg(desc))
+        self._latency.add(time.monotonic_ns() - began)
 
     def wait_for_all_acked(self, timeout_s: float = 1.0) -> bool:
         """Wait until reliable subscribers acknowledged every descriptor (before closing)."""

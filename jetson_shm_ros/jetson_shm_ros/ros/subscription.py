@@ -32,7 +32,10 @@ class ShmSubscription(Endpoint):
     `invalid_reasons`, `drop_reasons`, /diagnostics). The slot is released whatever the
     callback does; an exception from it propagates as from any rclpy callback (counted as
     `callback_errors`, never as an invalid descriptor). Callbacks of one subscription run one at
-    a time, also under a MultiThreadedExecutor.
+    a time, also under a MultiThreadedExecutor, but do not spin descriptor subscriptions with
+    one: in rclpy it is 25-75 times slower per message, and descriptors a keep-last queue drops
+    behind it are lost (counted as `counts['missed']`, never silently). Spin with
+    jetson_shm_ros.ros.executors.make_executor() (the EventsExecutor where rclpy has it).
     """
 
     def __init__(self, node: Node, topic: str, callback: Callable[[object, FrameInfo], None],
@@ -90,8 +93,8 @@ class ShmSubscription(Endpoint):
             f'mode={self.backend.mode} device="{self.backend.device}" '
             f'pointer={self.backend.pointer_source} verify={verify} '
             f'qos="{describe_qos(self._subscription.qos_profile)}"')
-        self._start_diagnostics('shm subscription', self.topic, '', diagnostics_period_s,
-                                self._report, callback_group)
+        self._start_diagnostics('shm subscription', self.topic, self._hardware_id,
+                                diagnostics_period_s, self._report, callback_group)
 
     def _abandon(self) -> None:
         """Undo what a failed constructor made; close() and destroy_node() then do nothing."""
@@ -161,6 +164,11 @@ class ShmSubscription(Endpoint):
         verified = self._frames.verify and desc.checksum_valid
         self._callback(frame, FrameInfo.from_descriptor(desc, self._header, verified))
 
+    def _hardware_id(self) -> str:
+        # What the status is about: the segments mapped so far (none before the first frame).
+        with self._lock:
+            return ','.join(self._frames.mapped_segments()) or f'(no segment yet) {self.topic}'
+
     def _report(self) -> Report:
         with self._lock:
             counts = Counter(self._frames.counts)
@@ -180,9 +188,10 @@ class ShmSubscription(Endpoint):
                   **self._latency.take()}
         if fresh['invalid']:
             return ERROR, f'{fresh["invalid"]} invalid descriptor(s) this period', values
-        if fresh['dropped'] or fresh['callback_errors']:
-            return WARN, (f'{fresh["dropped"]} frame(s) dropped, {fresh["callback_errors"]} '
-                          'callback error(s) this period'), values
+        if fresh['dropped'] or fresh['callback_errors'] or fresh['missed']:
+            return WARN, (f'{fresh["dropped"]} frame(s) dropped, {fresh["missed"]} '
+                          f'descriptor(s) missed, {fresh["callback_errors"]} callback error(s) '
+                          'this period'), values
         if not counts['received']:
             return OK, 'waiting for the first frame', values
         return OK, f'{fresh["received"]} frame(s) received', values

@@ -90,6 +90,12 @@ class CopyStaging:
         self._staged = (region, address, nbytes)
         return self._stage_in.data.ptr
 
+    def pending_buffer(self, region: Region, offset: int, nbytes: int) -> Optional[int]:
+        """Return the device address of a writer's bytes not yet copied into that slot."""
+        if self._pending != (region, offset, nbytes):
+            return None
+        return self._stage_out.data.ptr
+
     def fill_buffer(self, nbytes: int) -> int:
         """Return the address of a private buffer of nbytes for a kernel to fill."""
         self._stage_out = self._grown(self._stage_out, nbytes)
