@@ -2,10 +2,12 @@
 
 from typing import Callable
 
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.process.runner import run_guarded, stop_requested
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 
 class RoleNode(Node):
@@ -25,6 +27,8 @@ class RoleNode(Node):
 
 
 def _spin(node: Node) -> int:
+    # A signal wakes spin_once at once (the endpoints' guard condition), and either ends it
+    # with KeyboardInterrupt from that callback or is seen here.
     try:
         while rclpy.ok() and not node.finished and not stop_requested():
             rclpy.spin_once(node, timeout_sec=0.1)
@@ -44,16 +48,18 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     """
     Init rclpy, spin the node until it is finished or interrupted, and always clean up.
 
-    Ctrl-C and SIGTERM are handled by process.runner instead of rclpy's handler, which would shut
-    the context down first: cleanup then still has a working context to wait for
-    acknowledgements and to log the summary. While the node spins, a signal only ends the spin
-    loop (never an exception inside rclpy's executor, which can leave a subscription in use).
+    SIGINT and SIGTERM are process.signals' from the first line, before rclpy.init, which is
+    told to install no handler of its own (rclpy's would shut the context down from another
+    thread): cleanup still has a working context to wait for acknowledgements and to log the
+    summary, and a signal in any phase ends the process with the node's own exit code.
 
     :return: the node's exit code (node.exit_code, 0 when it has none)
     """
-    rclpy.init(args=args)
+    signals.install()
+    signals.checkpoint('before_init')
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        return run_guarded(make_node, _spin, _stop, defer_signals=True)
+        return run_guarded(make_node, _spin, _stop)
     finally:
         rclpy.try_shutdown()
 

@@ -1,11 +1,38 @@
-"""What ShmPublisher and ShmSubscription share: backend choice, lifetime, logs, diagnostics."""
+"""What ShmPublisher and ShmSubscription share: backend, lifetime, signals, logs, diagnostics."""
 
+import os
 from typing import Callable
 
 from jetson_shm_ros.core.backend import select_backend
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, Report
 from jetson_shm_ros.ros.logs import route_core_logs, unroute_core_logs
+import rclpy
 from rclpy.node import Node
+from rclpy.signals import (
+    get_current_signal_handlers_options, SignalHandlerOptions, uninstall_signal_handlers)
+
+
+def take_over_signals() -> bool:
+    """
+    Make SIGINT and SIGTERM this library's for the process (doc/lifecycle.md).
+
+    rclpy's own handler (installed by rclpy.init) shuts every context down from another thread
+    while the main thread may be publishing or between spin's context check and its wait set,
+    so an ordinary node could fail with RCLError at Ctrl-C. It is uninstalled, and
+    process.signals raises KeyboardInterrupt at a safe point instead; the program's `finally`
+    then destroys the node and shuts rclpy down. Nothing changes when the program installed
+    handlers of its own, or when this is not the main thread.
+
+    :return: whether the library now handles SIGINT and SIGTERM
+    """
+    signals.add_library_dir(os.path.dirname(os.path.abspath(rclpy.__file__)))
+
+    def uninstall_rclpy_handlers():
+        if get_current_signal_handlers_options() != SignalHandlerOptions.NO:
+            uninstall_signal_handlers()
+
+    return signals.install(uninstall_rclpy_handlers)
 
 
 class Endpoint:
@@ -15,9 +42,14 @@ class Endpoint:
         self._node = node
         self._closed = False
         self._diagnostics = None
+        take_over_signals()
         # The core logs through `logging`; show its lines in this node's log.
         self._log_handler = route_core_logs(node)
         self.backend = select_backend(backend, mode)
+        # Triggered when a signal arrives, so an executor blocked in its wait returns and the
+        # callback delivers the signal as KeyboardInterrupt (process.signals).
+        self._signal_wake = node.create_guard_condition(signals.raise_pending)
+        signals.add_waker(self._signal_wake.trigger)
         _close_with_node(node, self)
 
     @property
@@ -38,6 +70,8 @@ class Endpoint:
 
     def _close_endpoint(self) -> None:
         _forget_with_node(self._node, self)
+        signals.remove_waker(self._signal_wake.trigger)
+        self._node.destroy_guard_condition(self._signal_wake)
         if self._diagnostics is not None:
             self._diagnostics.close()
         unroute_core_logs(self._log_handler)
