@@ -6,6 +6,7 @@ from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor
 from jetson_shm_ros.core.frame_consumer import FrameConsumer, INVALID, UNVERIFIED, VERIFIED
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.conversion import from_msg
 from jetson_shm_ros.ros.diagnostics import ERROR, LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint
@@ -32,6 +33,11 @@ class ShmSubscription(Endpoint):
     callback does; an exception from it propagates as from any rclpy callback (counted as
     `callback_errors`, never as an invalid descriptor). Callbacks of one subscription run one at
     a time, also under a MultiThreadedExecutor.
+
+    Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next descriptor callback raises
+    KeyboardInterrupt instead of mapping anything (once per process). A descriptor that arrives
+    once the context is shut down or a signal was delivered is dropped unread and counted in
+    `after_shutdown`: no segment is mapped, the callback is not called.
     """
 
     def __init__(self, node: Node, topic: str, callback: Callable[[object, FrameInfo], None],
@@ -58,6 +64,7 @@ class ShmSubscription(Endpoint):
                                      allow_group_access=allow_group_access, verify=verify)
         self._lock = threading.Lock()
         self._header = None
+        self.after_shutdown = 0
         self._latency = LatencyWindow()
         self._rate = RateMeter()
         self._reported = Counter()
@@ -73,6 +80,7 @@ class ShmSubscription(Endpoint):
             f'qos="{describe_qos(qos)}"')
         self._start_diagnostics('shm subscription', self.topic, '', diagnostics_period_s,
                                 self._report, callback_group)
+        signals.checkpoint('endpoint_created')
 
     @property
     def counts(self) -> Counter:
@@ -121,6 +129,12 @@ class ShmSubscription(Endpoint):
         return status
 
     def _on_descriptor(self, msg: DataDescriptor) -> None:
+        if not self._frames.counts['received'] and not self.after_shutdown:
+            signals.checkpoint('first_descriptor')
+        signals.raise_pending()
+        if signals.received() or not self._node.context.ok():
+            self.after_shutdown += 1  # the process is stopping: map nothing new
+            return
         self.handle_descriptor(msg)
 
     def _deliver(self, frame, desc: Descriptor) -> None:
@@ -158,6 +172,7 @@ class ShmSubscription(Endpoint):
         if self._closed:
             return
         self._closed = True
+        signals.checkpoint('teardown')
         try:
             self._node.destroy_subscription(self._subscription)
         finally:
