@@ -47,6 +47,18 @@ def isolated_env(**extra: str) -> Dict[str, str]:
     return env
 
 
+def default_signals() -> None:
+    """
+    Give a child the default SIGINT and SIGTERM, as a terminal or `ros2 launch` would.
+
+    A test run started in the background (`cmd &`, nohup) inherits SIGINT ignored, and a
+    child would keep ignoring it until its own handler is installed: a signal sent at once
+    would then be lost.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def ros_args(params: Dict[str, object]) -> List[str]:
     """Turn {'frames': 10, 'shape': [2, 3]} into --ros-args -p frames:=10 -p shape:=[2,3]."""
     args = ['--ros-args']
@@ -70,7 +82,8 @@ class NodeProcess:
         self.name = name
         self._log = tempfile.TemporaryFile(mode='w+')
         self.popen = subprocess.Popen([*prefix, executable(name)] + ros_args(params), env=env,
-                                      stdout=self._log, stderr=subprocess.STDOUT)
+                                      stdout=self._log, stderr=subprocess.STDOUT,
+                                      preexec_fn=default_signals)
 
     def output(self) -> str:
         """Everything the process printed so far."""

@@ -8,7 +8,7 @@ import sys
 import time
 
 from conftest import project_segments
-from node_processes import isolated_env
+from node_processes import default_signals, isolated_env
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -19,7 +19,8 @@ DEADLINE_S = 60.0
 
 def _start(name: str, env: dict, log):
     return subprocess.Popen([sys.executable, os.path.join(EXAMPLES, name)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=default_signals)
 
 
 def test_the_readme_shows_the_examples_verbatim():
