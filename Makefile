@@ -5,12 +5,14 @@
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
 #   make soak    stream 100,000 frames through restarting nodes and check for leaks (SOAK_ARGS)
+#   make stress  the shutdown, crash, example and lifecycle tests ROUNDS times (default 50)
+#                beside two CPU-bound processes; not part of `make test`
 #   make bench   latency/throughput vs a plain ROS 2 message -> bench/results/ (MODE=quick|full)
 #   make clean   remove build/ install/ log/      make distclean   also remove the venv
 #
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
 # LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS, SOAK_ARGS (e.g. --frames 20000),
-# MODE and BENCH_ARGS (make bench).
+# MODE and BENCH_ARGS (make bench), ROUNDS and STRESS_TESTS (make stress).
 # Another interpreter needs its own venv and workspace, e.g.
 #   make PYTHON=python3.10 VENV=.venv-py310 BUILD_BASE=build-py310 INSTALL_BASE=install-py310 test
 
@@ -46,7 +48,7 @@ ENV_NO_INSTALL := export JSR_ENV_NO_INSTALL=1; $(ENV); unset JSR_ENV_NO_INSTALL
 COLCON_PATHS := --base-paths $(PACKAGES) --build-base $(BUILD_BASE) --install-base $(INSTALL_BASE)
 COLCON_EVENTS := desktop_notification- status-
 
-.PHONY: setup build test demo soak bench clean distclean
+.PHONY: setup build test demo soak stress bench clean distclean
 
 setup:
 	@$(ENV_NO_INSTALL); \
@@ -114,6 +116,11 @@ demo: build
 
 soak: build
 	@$(ENV); "$$JSR_PYTHON" "$(ROOT)/scripts/soak.py" $(SOAK_ARGS)
+
+ROUNDS ?= 50
+STRESS_TESTS ?=
+stress: build
+	@$(ENV); "$(ROOT)/scripts/stress.sh" $(ROUNDS) $(STRESS_TESTS)
 
 MODE ?= quick
 BENCH_ARGS ?=
