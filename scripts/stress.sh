@@ -11,7 +11,8 @@ ROUNDS="${1:-50}"
 shift || true
 TESTS=("$@")
 if [ "${#TESTS[@]}" -eq 0 ]; then
-  TESTS=(test/test_shutdown.py test/test_crashes.py test/test_examples.py test/test_lifecycle.py)
+  TESTS=(test/test_shutdown.py test/test_crashes.py test/test_examples.py test/test_lifecycle.py
+         test/test_signals.py)
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_DIR="${STRESS_LOG_DIR:-$(mktemp -d /tmp/jsr-stress.XXXXXX)}"
