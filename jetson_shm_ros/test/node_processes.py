@@ -13,6 +13,8 @@ from ament_index_python.packages import get_package_prefix
 
 PACKAGE = 'jetson_shm_ros'
 START_TIMEOUT_S = 30.0
+# Every node a test starts uses this backend when set (scripts/gpu_lifecycle_check.sh).
+BACKEND_ENV = 'JSR_TEST_BACKEND'
 RUN_TIMEOUT_S = 120.0
 _SUMMARY = re.compile(r'summary: (.*)')
 _RMW = re.compile(r'\brmw=(\S+)')
@@ -81,6 +83,8 @@ class NodeProcess:
         """:param prefix: a command that runs the executable, e.g. ['unshare', '-m', ...]."""
         self.name = name
         self._log = tempfile.TemporaryFile(mode='w+')
+        if os.environ.get(BACKEND_ENV) and 'backend' not in params:
+            params = dict(params, backend=os.environ[BACKEND_ENV])
         self.popen = subprocess.Popen([*prefix, executable(name)] + ros_args(params), env=env,
                                       stdout=self._log, stderr=subprocess.STDOUT,
                                       preexec_fn=default_signals)
