@@ -42,7 +42,10 @@ def reported_rmw(text: str) -> Optional[str]:
 def isolated_env(**extra: str) -> Dict[str, str]:
     """Environment with a random ROS_DOMAIN_ID so parallel tests never hear each other."""
     env = dict(os.environ)
-    env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randrange(100, 200))
+    # JSR_TEST_DOMAINS=200-232 keeps a second test run on the host in other domains.
+    first, last = (int(x) for x in os.environ.get('JSR_TEST_DOMAINS', '100-199').split('-'))
+    env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randrange(first, last + 1))
+    env['PYTHONFAULTHANDLER'] = '1'  # a crash prints the Python stack (seen once: exit -11)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['PYTHONUNBUFFERED'] = '1'
     env.update(extra)

@@ -27,8 +27,8 @@ class RoleNode(Node):
 
 
 def _spin(node: Node) -> int:
-    # A signal wakes spin_once at once (the endpoints' guard condition), and either ends it
-    # with KeyboardInterrupt from that callback or is seen here.
+    # A signal wakes spin_once at once (the endpoints' guard condition) and is seen here: no
+    # exception crosses rclpy's executor (process.runner).
     try:
         while rclpy.ok() and not node.finished and not stop_requested():
             rclpy.spin_once(node, timeout_sec=0.1)
@@ -55,7 +55,7 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
 
     :return: the node's exit code (node.exit_code, 0 when it has none)
     """
-    signals.install()
+    signals.install(deliver=False)
     signals.checkpoint('before_init')
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:

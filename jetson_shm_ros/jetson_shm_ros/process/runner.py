@@ -18,18 +18,18 @@ def run_guarded(start: Callable[[], Peer], run: Callable[[Peer], int],
     """
     Start, run and always stop one peer (a node, or a ROS-free DDS peer).
 
-    SIGINT and SIGTERM are handled by process.signals from the first line here: a signal before
-    or during `start` lets start finish (nothing is left half made) and then skips `run`; during
-    `run` it ends the run (`run` polls stop_requested(), or KeyboardInterrupt arrives at a safe
-    point); during `stop` it is only recorded, so cleanup is never cut short. An error in
-    `start` is reported as one `[FATAL]` line, not a traceback.
+    SIGINT and SIGTERM are handled by process.signals from the first line here, and never as an
+    exception: a signal before or during `start` lets start finish (nothing is left half made)
+    and then skips `run`; during `run` it ends the run (`run` polls stop_requested()); during
+    `stop` it is only recorded, so cleanup is never cut short. An error in `start` is reported
+    as one `[FATAL]` line, not a traceback.
 
     :param start: build the peer (creates its segment, endpoints, ...)
     :param run: run it until it is finished or stop_requested(); return its exit code
     :param stop: stop(peer, interrupted) cleans up; return the peer's exit code
     :return: run's exit code when non-zero, else stop's; 2 when `start` failed
     """
-    signals.install()
+    signals.install(deliver=False)
     peer = None
     exit_code = 0
     interrupted = False

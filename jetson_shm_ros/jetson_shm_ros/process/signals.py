@@ -32,7 +32,7 @@ import sys
 import sysconfig
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PHASE_ENV = 'JSR_TEST_PAUSE_AT'
@@ -50,6 +50,7 @@ class _State:
     received = 0          # the first signal's number; 0 before any
     count = 0             # signals received so far
     delivered = False     # KeyboardInterrupt was raised for it (or teardown began)
+    deliver = True        # raise KeyboardInterrupt at all (a runner that polls says no)
     wakers: List[Callable[[], None]] = []
     library_dirs = [_PACKAGE_DIR + os.sep]
     wakeup_thread = None
@@ -74,9 +75,10 @@ def raise_pending() -> None:
     """
     Raise KeyboardInterrupt for a signal that arrived at an unsafe moment (once per process).
 
-    Called at safe points: where an exception leaves nothing half done.
+    Called at safe points: where an exception leaves nothing half done. Does nothing in a
+    process whose runner polls received() instead (install(deliver=False)).
     """
-    if pending():
+    if _State.deliver and pending():
         _State.delivered = True
         raise KeyboardInterrupt
 
@@ -113,7 +115,8 @@ def owns_signals() -> bool:
         for signum in SIGNALS)
 
 
-def install(release_others: Callable[[], None] = lambda: None) -> bool:
+def install(release_others: Callable[[], None] = lambda: None,
+            deliver: Optional[bool] = None) -> bool:
     """
     Take over SIGINT and SIGTERM for this process (idempotent).
 
@@ -121,8 +124,12 @@ def install(release_others: Callable[[], None] = lambda: None) -> bool:
     and no other wake-up fd is set (asyncio's, say): then nothing changes and this returns False.
 
     :param release_others: called just before the handlers are set, e.g. to uninstall rclpy's
+    :param deliver: False: never raise KeyboardInterrupt, the caller polls received() (the
+        package's runner: no exception ever crosses rclpy's executor); None keeps the setting
     :return: whether this process's SIGINT and SIGTERM are now handled here
     """
+    if deliver is not None:
+        _State.deliver = deliver
     if threading.current_thread() is not threading.main_thread() or not owns_signals():
         return False
     if _State.wakeup_thread is None:
@@ -171,7 +178,7 @@ def _on_signal(signum, frame) -> None:
     _record(signum)
     for wake in list(_State.wakers):
         _call(wake)
-    if not _State.delivered and _in_user_code(frame):
+    if _State.deliver and not _State.delivered and _in_user_code(frame):
         _State.delivered = True
         raise KeyboardInterrupt
 

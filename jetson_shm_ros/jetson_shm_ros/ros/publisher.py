@@ -51,7 +51,7 @@ class ShmPublisher(Endpoint):
 
     Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next loan()/publish() raises
     KeyboardInterrupt before it takes a slot (once per process; rclpy programs already end on
-    it). Once the context is shut down, a write still runs but is not published: its slot is
+    it; the package's own nodes poll instead), and a wait for a slot ends at once. Once the context is shut down, a write still runs but is not published: its slot is
     released (or, when the shutdown closed the publisher, as rclpy >= Jazzy does, the loan is a
     throwaway array) and `counters['after_shutdown']` grows; no RCLError reaches the caller.
     After close() with the context still up, a write raises RuntimeError (a program error).
@@ -259,7 +259,10 @@ class ShmPublisher(Endpoint):
             if not waited:
                 waited = True
                 signals.checkpoint('slot_wait')
-            signals.raise_pending()  # nothing taken yet: a signal ends the wait at once
+            if signals.received():  # nothing taken yet: a signal ends the wait at once
+                signals.raise_pending()
+                self.counters['no_free_slot'] += 1
+                raise NoFreeSlot(f'{self.shm_name}: no slot free, and the process is stopping')
             time.sleep(_RETRY_S)
 
     def _scratch(self):
