@@ -4,7 +4,8 @@
 #   scripts/stress.sh [ROUNDS] [pytest files...]     (make stress ROUNDS=50)
 # Run it in the environment of scripts/env.sh (make stress does). Each round's log is kept in
 # $STRESS_LOG_DIR (default: a temporary directory); failed rounds are named at the end, with
-# the slowest signal-to-exit time that test_lifecycle measured.
+# the slowest signal-to-exit time that test_lifecycle measured. STRESS_BURNERS (2): how many
+# CPU-bound processes run beside it (0 when another stress run on the host already loads it).
 set -u -o pipefail
 
 ROUNDS="${1:-50}"
@@ -28,12 +29,12 @@ stop_burners() {
   for pid in "${burners[@]}"; do wait "$pid" 2>/dev/null; done
 }
 trap stop_burners EXIT
-for _ in 1 2; do
+for _ in $(seq 1 "${STRESS_BURNERS:-2}"); do
   "$PYTHON" -c 'while 1: pass' &
   burners+=("$!")
 done
 
-echo "stress: $ROUNDS rounds of ${TESTS[*]} beside 2 CPU-bound processes" \
+echo "stress: $ROUNDS rounds of ${TESTS[*]} beside ${STRESS_BURNERS:-2} CPU-bound processes" \
      "(rmw: ${RMW_IMPLEMENTATION:-default}); logs in $LOG_DIR"
 failures=0
 failed_rounds=()
