@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 from conftest import project_segments, SHM_DIR
 from image_client import ImageClient, make_image
@@ -25,18 +26,29 @@ import pytest
 EXIT_DEADLINE_S = 30.0
 PHASE_TIMEOUT_S = 60.0
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'examples')
-EXAMPLE_SEGMENT = 'jetson_shm_ros.camera_publisher'
+
+
+@pytest.fixture
+def namespace():
+    """Yield a namespace of its own for the examples (another test session may run them)."""
+    yield f'jsr_test_{uuid.uuid4().hex[:10]}'
+
+
+def _example_segments(namespace: str) -> list:
+    return project_segments(f'jetson_shm_ros.{namespace}.camera_publisher')
 
 
 class Example(NodeProcess):
     """A README example (plain rclpy code) in its own process, output kept like NodeProcess's."""
 
-    def __init__(self, name: str, env: dict):  # noqa: D107 - NodeProcess documents the rest
+    def __init__(self, name: str, env: dict, namespace: str):
+        """Start examples/<name>.py in `namespace` (its topics and segment name follow it)."""
         self.name = name
         self._log = tempfile.TemporaryFile(mode='w+')
         self.popen = subprocess.Popen(
-            [sys.executable, os.path.join(EXAMPLES, name + '.py')], env=env, stdout=self._log,
-            stderr=subprocess.STDOUT, preexec_fn=default_signals)
+            [sys.executable, os.path.join(EXAMPLES, name + '.py'), '--ros-args', '-r',
+             f'__ns:=/{namespace}'], env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=default_signals)
 
 
 def _record(label: str, elapsed: float) -> None:
@@ -169,24 +181,25 @@ EXAMPLE_PHASES = ['segment_created', 'first_loan', 'teardown']
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize('phase', EXAMPLE_PHASES)
-def test_camera_publisher_example_in_every_phase(processes, phase, signum):
-    publisher = processes.start(Example('camera_publisher', _phase_env(isolated_env(), phase)))
+def test_camera_publisher_example_in_every_phase(processes, namespace, phase, signum):
+    publisher = processes.start(Example('camera_publisher', _phase_env(isolated_env(), phase),
+                                        namespace))
     if phase == 'teardown':  # the first signal starts teardown; this one lands in it
         publisher.wait_for('shm publisher:', PHASE_TIMEOUT_S)
         publisher.popen.send_signal(signal.SIGINT)
     code = _wait_then_signal(publisher, f'JSR_PHASE {phase}', signum,
                              f'camera_publisher {phase}')
     _assert_clean(publisher, code)
-    assert not project_segments(EXAMPLE_SEGMENT), publisher.output()
+    assert not _example_segments(namespace), publisher.output()
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize('phase', ['endpoint_created', 'first_descriptor', 'teardown'])
-def test_frame_subscriber_example_in_every_phase(processes, phase, signum):
+def test_frame_subscriber_example_in_every_phase(processes, namespace, phase, signum):
     env = isolated_env()
     if phase == 'first_descriptor':
-        processes.start(Example('camera_publisher', env))
-    subscriber = processes.start(Example('frame_subscriber', _phase_env(env, phase)))
+        processes.start(Example('camera_publisher', env, namespace))
+    subscriber = processes.start(Example('frame_subscriber', _phase_env(env, phase), namespace))
     if phase == 'teardown':
         subscriber.wait_for('shm subscription:', PHASE_TIMEOUT_S)
         subscriber.popen.send_signal(signal.SIGINT)
@@ -196,12 +209,12 @@ def test_frame_subscriber_example_in_every_phase(processes, phase, signum):
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
-def test_an_example_signalled_as_it_starts_leaves_nothing(processes, signum):
+def test_an_example_signalled_as_it_starts_leaves_nothing(processes, namespace, signum):
     # Before its first ShmPublisher exists the library handles no signal (doc/lifecycle.md):
     # Python's or rclpy's own handling applies, and there is nothing of ours to leave behind.
-    publisher = processes.start(Example('camera_publisher', isolated_env()))
+    publisher = processes.start(Example('camera_publisher', isolated_env(), namespace))
     _signal(publisher, signum, 'camera_publisher at start')
-    assert not project_segments(EXAMPLE_SEGMENT), publisher.output()
+    assert not _example_segments(namespace), publisher.output()
 
 
 def test_writes_and_descriptors_after_the_context_shut_down_are_counted(shm_name):

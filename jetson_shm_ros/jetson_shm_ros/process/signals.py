@@ -54,6 +54,7 @@ class _State:
     wakers: List[Callable[[], None]] = []
     library_dirs = [_PACKAGE_DIR + os.sep]
     wakeup_thread = None
+    phases_seen = set()
 
 
 def received() -> int:
@@ -154,8 +155,9 @@ def install(release_others: Callable[[], None] = lambda: None,
 
 def checkpoint(name: str) -> None:
     """Test hook: with JSR_TEST_PAUSE_AT=name, print `JSR_PHASE name`, wait for a signal."""
-    if os.environ.get(PHASE_ENV) != name:
+    if os.environ.get(PHASE_ENV) != name or name in _State.phases_seen:
         return
+    _State.phases_seen.add(name)  # the first time only (a node closes several endpoints)
     seen = _State.count
     print(f'JSR_PHASE {name}', file=sys.stderr, flush=True)
     deadline = time.monotonic() + _PHASE_WAIT_S

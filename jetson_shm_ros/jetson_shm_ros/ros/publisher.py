@@ -51,10 +51,11 @@ class ShmPublisher(Endpoint):
 
     Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next loan()/publish() raises
     KeyboardInterrupt before it takes a slot (once per process; rclpy programs already end on
-    it; the package's own nodes poll instead), and a wait for a slot ends at once. Once the context is shut down, a write still runs but is not published: its slot is
-    released (or, when the shutdown closed the publisher, as rclpy >= Jazzy does, the loan is a
-    throwaway array) and `counters['after_shutdown']` grows; no RCLError reaches the caller.
-    After close() with the context still up, a write raises RuntimeError (a program error).
+    it; the package's own nodes poll instead), and a wait for a slot ends at once. Once the
+    context is shut down, a write still runs but is not published: its slot is released (or,
+    when the shutdown closed the publisher, as rclpy >= Jazzy does, the loan is a throwaway
+    array) and `counters['after_shutdown']` grows; no RCLError reaches the caller. After
+    close() with the context still up, a write raises RuntimeError (a program error).
 
     close(), leaving a ``with ShmPublisher(...)`` block and node.destroy_node() unlink the
     segment; so does interpreter exit (atexit), and the next producer of the same name removes
