@@ -11,6 +11,9 @@
 #
 #   WHEELS=.whl-ros scripts/gpu_lifecycle_check.sh        (output also under $OUT when set)
 #
+# Takes about 7 minutes on an H200 machine (build ~20 s, each backend's tests ~100 s, the kill
+# cases ~70 s each): more than one 250 s call; TESTS/BACKENDS split it.
+#
 # WHEELS as for scripts/gpu_ros_env.sh (the cp312 ROS wheels). BACKENDS ("pinned cuda_ipc"),
 # TESTS (the pytest files of step 1), SKIP_SETUP=1 reuses a build made before.
 set -uo pipefail
@@ -50,8 +53,8 @@ wait_for_line() {  # LOG PATTERN PID: wait up to 60 s until LOG matches PATTERN
   done
 }
 
-count_of() {  # LOG KEY: the last KEY=N the log shows
-  grep -Eo "$2=[0-9]+" "$1" | tail -n 1 | cut -d= -f2
+count_of() {  # LOG KEY: the last KEY=N the log shows (verified=, not unverified=)
+  grep -Eo "(^|[^a-z_])$2=[0-9]+" "$1" | tail -n 1 | grep -Eo '[0-9]+$'
 }
 
 stop_and_check() {  # NAME PID LOG: SIGINT, exit 0 expected, no traceback
