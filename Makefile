@@ -7,6 +7,8 @@
 #   make test    colcon test + colcon test-result; fails on any failure and when no test ran
 #   make demo    run scripts/demo.sh in the built environment
 #   make soak    stream 100,000 frames through restarting nodes and check for leaks (SOAK_ARGS)
+#   make stress  the shutdown, crash, example and lifecycle tests ROUNDS times (default 50)
+#                beside two CPU-bound processes; not part of `make test`
 #   make bench   latency/throughput vs a plain ROS 2 message, and recording/replay against the
 #                disk (bench/record.py) -> bench/results/local/ (git-ignored;
 #                BENCH_ARGS="--out-dir bench/results" to commit a run) (MODE=quick|full)
@@ -15,7 +17,8 @@
 # Variables: PYTHON (interpreter for the venv, default python3.11), VENV, BUILD_BASE, INSTALL_BASE,
 # LOG_BASE, COLCON_BUILD_ARGS, COLCON_TEST_ARGS, PYTEST_ARGS, SOAK_ARGS (e.g. --frames 20000),
 # MODE and BENCH_ARGS (make bench), RECORD_BENCH_ARGS (its recorder part, bench/record.py,
-# e.g. --seconds 60 --frames 400).
+# e.g. --seconds 60 --frames 400),
+# ROUNDS and STRESS_TESTS (make stress).
 # Another interpreter needs its own venv and workspace, e.g.
 #   make PYTHON=python3.10 VENV=.venv-py310 BUILD_BASE=build-py310 INSTALL_BASE=install-py310 test
 
@@ -55,7 +58,7 @@ LOCAL_SETUP_TEXT := \# jetson_shm_ros: the venv is an ament prefix; nothing to s
 COLCON_PATHS := --base-paths $(PACKAGES) --build-base $(BUILD_BASE) --install-base $(INSTALL_BASE)
 COLCON_EVENTS := desktop_notification- status-
 
-.PHONY: setup build shell docs test demo soak bench clean distclean
+.PHONY: setup build shell docs test demo soak stress bench clean distclean
 
 setup:
 	@$(ENV_NO_INSTALL); \
@@ -135,6 +138,11 @@ demo: build
 
 soak: build
 	@$(ENV); "$$JSR_PYTHON" "$(ROOT)/scripts/soak.py" $(SOAK_ARGS)
+
+ROUNDS ?= 50
+STRESS_TESTS ?=
+stress: build
+	@$(ENV); "$(ROOT)/scripts/stress.sh" $(ROUNDS) $(STRESS_TESTS)
 
 MODE ?= quick
 BENCH_ARGS ?=

@@ -13,6 +13,8 @@ from ament_index_python.packages import get_package_prefix
 
 PACKAGE = 'jetson_shm_ros'
 START_TIMEOUT_S = 30.0
+# Every node a test starts uses this backend when set (scripts/gpu_lifecycle_check.sh).
+BACKEND_ENV = 'JSR_TEST_BACKEND'
 RUN_TIMEOUT_S = 120.0
 _SUMMARY = re.compile(r'summary: (.*)')
 _RMW = re.compile(r'\brmw=(\S+)')
@@ -40,11 +42,26 @@ def reported_rmw(text: str) -> Optional[str]:
 def isolated_env(**extra: str) -> Dict[str, str]:
     """Environment with a random ROS_DOMAIN_ID so parallel tests never hear each other."""
     env = dict(os.environ)
-    env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randrange(100, 200))
+    # JSR_TEST_DOMAINS=200-232 keeps a second test run on the host in other domains.
+    first, last = (int(x) for x in os.environ.get('JSR_TEST_DOMAINS', '100-199').split('-'))
+    env['ROS_DOMAIN_ID'] = str(random.SystemRandom().randrange(first, last + 1))
+    env['PYTHONFAULTHANDLER'] = '1'  # a crash prints the Python stack (seen once: exit -11)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['PYTHONUNBUFFERED'] = '1'
     env.update(extra)
     return env
+
+
+def default_signals() -> None:
+    """
+    Give a child the default SIGINT and SIGTERM, as a terminal or `ros2 launch` would.
+
+    A test run started in the background (`cmd &`, nohup) inherits SIGINT ignored, and a
+    child would keep ignoring it until its own handler is installed: a signal sent at once
+    would then be lost.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def ros_args(params: Dict[str, object]) -> List[str]:
@@ -69,8 +86,11 @@ class NodeProcess:
         """:param prefix: a command that runs the executable, e.g. ['unshare', '-m', ...]."""
         self.name = name
         self._log = tempfile.TemporaryFile(mode='w+')
+        if os.environ.get(BACKEND_ENV) and 'backend' not in params:
+            params = dict(params, backend=os.environ[BACKEND_ENV])
         self.popen = subprocess.Popen([*prefix, executable(name)] + ros_args(params), env=env,
-                                      stdout=self._log, stderr=subprocess.STDOUT)
+                                      stdout=self._log, stderr=subprocess.STDOUT,
+                                      preexec_fn=default_signals)
 
     def output(self) -> str:
         """Everything the process printed so far."""

@@ -6,9 +6,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 from conftest import project_segments
-from node_processes import isolated_env
+from node_processes import default_signals, isolated_env
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -17,9 +18,13 @@ README = os.path.join(HERE, '..', '..', 'README.md')
 DEADLINE_S = 60.0
 
 
-def _start(name: str, env: dict, log):
-    return subprocess.Popen([sys.executable, os.path.join(EXAMPLES, name)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def _start(name: str, env: dict, log, namespace: str):
+    # A namespace of its own (rclpy.init() reads --ros-args from sys.argv): another run of the
+    # examples on this host (another test session) uses other topics and another segment.
+    return subprocess.Popen([sys.executable, os.path.join(EXAMPLES, name), '--ros-args', '-r',
+                             f'__ns:=/{namespace}'], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=default_signals)
 
 
 def test_the_readme_shows_the_examples_verbatim():
@@ -41,10 +46,12 @@ def test_the_readme_shows_the_examples_verbatim():
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 def test_the_examples_exchange_frames_and_clean_up(tmp_path, signum):
     env = isolated_env()
+    namespace = f'jsr_test_{uuid.uuid4().hex[:10]}'
+    segment = f'jetson_shm_ros.{namespace}.camera_publisher'
     before = set(os.listdir('/dev/shm'))
     with open(tmp_path / 'pub.log', 'w') as pub_log, open(tmp_path / 'sub.log', 'w') as sub_log:
-        subscriber = _start('frame_subscriber.py', env, sub_log)
-        publisher = _start('camera_publisher.py', env, pub_log)
+        subscriber = _start('frame_subscriber.py', env, sub_log, namespace)
+        publisher = _start('camera_publisher.py', env, pub_log, namespace)
         try:
             deadline = time.monotonic() + DEADLINE_S
             lines = []
@@ -56,7 +63,8 @@ def test_the_examples_exchange_frames_and_clean_up(tmp_path, signum):
             sequences = [int(sequence) for sequence, _ in lines]
             assert sequences == sorted(sequences)
             segments = set(os.listdir('/dev/shm')) - before
-            assert any(name.startswith('jetson_shm_ros.camera_publisher') for name in segments)
+            assert any(name.startswith(segment) for name in segments), \
+                (tmp_path / 'pub.log').read_text()
             for process in (publisher, subscriber):
                 process.send_signal(signum)
             assert publisher.wait(30) == 0, (tmp_path / 'pub.log').read_text()
@@ -66,5 +74,5 @@ def test_the_examples_exchange_frames_and_clean_up(tmp_path, signum):
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-    assert not project_segments('jetson_shm_ros.camera_publisher'), 'segment left behind'
+    assert not project_segments(segment), 'segment left behind'
     assert 'Traceback' not in (tmp_path / 'pub.log').read_text()

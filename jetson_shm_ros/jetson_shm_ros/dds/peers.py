@@ -26,6 +26,7 @@ from jetson_shm_ros.dds.participant import (
 from jetson_shm_ros.process.options import parse_options
 from jetson_shm_ros.process.role_options import CONSUMER_OPTIONS, PRODUCER_OPTIONS
 from jetson_shm_ros.process.roles import ConsumerRole, ProducerRole
+from jetson_shm_ros.process.runner import stop_requested
 
 RMW = 'cyclonedds (ROS-free)'
 _POLL_S = 0.1
@@ -125,10 +126,12 @@ class DdsProducer:
     def run(self) -> int:
         """Tick the role at rate_hz until it is finished (or forever)."""
         next_tick = time.monotonic()
-        while not self.role.finished:
+        while not self.role.finished and not stop_requested():
             self.role.tick()
             next_tick = max(next_tick + self.role.period_s, time.monotonic())
-            time.sleep(max(0.0, next_tick - time.monotonic()))
+            # In short naps: a signal (recorded by process.signals) ends the run within one.
+            while not stop_requested() and time.monotonic() < next_tick:
+                time.sleep(min(_POLL_S, max(0.0, next_tick - time.monotonic())))
         return self.role.exit_code
 
     def shutdown(self, interrupted: bool) -> int:
@@ -195,6 +198,8 @@ class DdsConsumer:
         logged = False
         while not any(getattr(endpoint, 'topic_name', None) == self.endpoint.dds_topic
                       for endpoint in builtin.take(N=64)):
+            if stop_requested():
+                return
             if not logged:
                 self.log.info(f'waiting for a publisher on {self.endpoint.ros_topic}')
                 logged = True
@@ -205,9 +210,11 @@ class DdsConsumer:
     def run(self) -> int:
         """Handle descriptors until the role is finished (frame limit, idle producer)."""
         self._subscribe_once_a_publisher_is_known()
+        if self.reader is None:  # a signal arrived before a publisher was known
+            return 0
         waitset = WaitSet(self.endpoint.participant)
         waitset.attach(ReadCondition(self.reader, _ANY_NOT_READ))
-        while not self.role.finished:
+        while not self.role.finished and not stop_requested():
             waitset.wait(duration(seconds=_POLL_S))
             for sample in self.reader.take(N=max(self.options['queue_depth'], 16)):
                 if not isinstance(sample, self.endpoint.sample_type):

@@ -5,10 +5,12 @@ from typing import Callable
 
 from jetson_shm_ros.core.errors import OptionError
 from jetson_shm_ros.nodes.command_line import rcl_problem, RCLError, read_command_line
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.process.runner import run_guarded, stop_requested
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 
 class RoleNode(Node):
@@ -28,6 +30,8 @@ class RoleNode(Node):
 
 
 def _spin(node: Node) -> int:
+    # A signal wakes spin_once at once (the endpoints' guard condition) and is seen here: no
+    # exception crosses rclpy's executor (process.runner).
     try:
         while rclpy.ok() and not node.finished and not stop_requested():
             rclpy.spin_once(node, timeout_sec=0.1)
@@ -47,10 +51,10 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     """
     Init rclpy, spin the node until it is finished or interrupted, and always clean up.
 
-    Ctrl-C and SIGTERM are handled by process.runner instead of rclpy's handler, which would shut
-    the context down first: cleanup then still has a working context to wait for
-    acknowledgements and to log the summary. While the node spins, a signal only ends the spin
-    loop (never an exception inside rclpy's executor, which can leave a subscription in use).
+    SIGINT and SIGTERM are process.signals' from the first line, before rclpy.init, which is
+    told to install no handler of its own (rclpy's would shut the context down from another
+    thread): cleanup still has a working context to wait for acknowledgements and to log the
+    summary, and a signal in any phase ends the process with the node's own exit code.
 
     The command line is checked first (nodes.command_line): a malformed `-p`, an argument
     outside `--ros-args` or one rcl refuses ends start-up with one `[FATAL]` line and exit 2.
@@ -59,18 +63,20 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
     :return: the node's exit code (node.exit_code, 0 when it has none); 2 for a bad command
         line or a failed start
     """
+    signals.install(deliver=False)
+    signals.checkpoint('before_init')
     try:
         # main(args) gets sys.argv-like lists (`main(sys.argv)`) or bare ROS arguments.
         overrides = read_command_line(sys.argv if args is None else args, with_program=(
             args is None or bool(args) and not args[0].startswith('-')))
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except (OptionError, RCLError) as error:
         problem = error.detail if isinstance(error, OptionError) else rcl_problem(error)
         print(f'[FATAL] bad command line: {problem}', file=sys.stderr)
         return 2
     start = (lambda: make_node(parameter_overrides=overrides)) if overrides else make_node
     try:
-        return run_guarded(start, _spin, _stop, defer_signals=True)
+        return run_guarded(start, _spin, _stop)
     finally:
         rclpy.try_shutdown()
 

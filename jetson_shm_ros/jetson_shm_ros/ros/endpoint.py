@@ -1,11 +1,38 @@
-"""What ShmPublisher and ShmSubscription share: backend choice, lifetime, logs, diagnostics."""
+"""What ShmPublisher and ShmSubscription share: backend, lifetime, signals, logs, diagnostics."""
 
+import os
 from typing import Callable
 
 from jetson_shm_ros.core.backend import select_backend
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, HardwareId, Report
 from jetson_shm_ros.ros.logs import route_core_logs, unroute_core_logs
+import rclpy
 from rclpy.node import Node
+from rclpy.signals import (
+    get_current_signal_handlers_options, SignalHandlerOptions, uninstall_signal_handlers)
+
+
+def take_over_signals() -> bool:
+    """
+    Make SIGINT and SIGTERM this library's for the process (doc/lifecycle.md).
+
+    rclpy's own handler (installed by rclpy.init) shuts every context down from another thread
+    while the main thread may be publishing or between spin's context check and its wait set,
+    so an ordinary node could fail with RCLError at Ctrl-C. It is uninstalled, and
+    process.signals raises KeyboardInterrupt at a safe point instead; the program's `finally`
+    then destroys the node and shuts rclpy down. Nothing changes when the program installed
+    handlers of its own, or when this is not the main thread.
+
+    :return: whether the library now handles SIGINT and SIGTERM
+    """
+    signals.add_library_dir(os.path.dirname(os.path.abspath(rclpy.__file__)))
+
+    def uninstall_rclpy_handlers():
+        if get_current_signal_handlers_options() != SignalHandlerOptions.NO:
+            uninstall_signal_handlers()
+
+    return signals.install(uninstall_rclpy_handlers)
 
 
 class Endpoint:
@@ -15,6 +42,7 @@ class Endpoint:
         self._node = node
         self._closed = False
         self._diagnostics = None
+        take_over_signals()
         # The core logs through `logging`; show its lines in this node's log.
         self._log_handler = route_core_logs(node)
         try:
@@ -23,6 +51,10 @@ class Endpoint:
             self._closed = True  # nothing else was made: close() has nothing to do
             unroute_core_logs(self._log_handler)
             raise
+        # Triggered when a signal arrives, so an executor blocked in its wait returns and the
+        # callback delivers the signal as KeyboardInterrupt (process.signals).
+        self._signal_wake = node.create_guard_condition(signals.raise_pending)
+        signals.add_waker(self._signal_wake.trigger)
         _close_with_node(node, self)
 
     @property
@@ -43,6 +75,8 @@ class Endpoint:
 
     def _close_endpoint(self) -> None:
         _forget_with_node(self._node, self)
+        signals.remove_waker(self._signal_wake.trigger)
+        self._node.destroy_guard_condition(self._signal_wake)
         if self._diagnostics is not None:
             self._diagnostics.close()
         unroute_core_logs(self._log_handler)

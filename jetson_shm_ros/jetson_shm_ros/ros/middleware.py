@@ -3,7 +3,7 @@
 import os
 import time
 
-from jetson_shm_ros.process.runner import stop_requested
+from jetson_shm_ros.process import signals
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 from rclpy.utilities import get_rmw_implementation_identifier
@@ -52,7 +52,7 @@ def wait_for_discovery(node, publisher, timeout_s: float) -> bool:
     matched and every subscription the graph knows on the topic did (one with an incompatible
     QoS never matches: it ends the wait only at the deadline), or after `timeout_s` when
     nobody is there. It also ends at once when the context is shut down or the process was
-    asked to stop (process.runner). Matching happens in the middleware's threads: no
+    asked to stop (process.signals). Matching happens in the middleware's threads: no
     executor is needed.
 
     :param node: the publisher's node (its graph)
@@ -66,7 +66,7 @@ def wait_for_discovery(node, publisher, timeout_s: float) -> bool:
         matched = publisher.get_subscription_count()
         if matched and matched >= node.count_subscribers(topic):
             return True
-        if time.monotonic() >= deadline or not node.context.ok() or stop_requested():
+        if time.monotonic() >= deadline or not node.context.ok() or signals.received():
             return bool(matched)
         time.sleep(_MATCH_POLL_S)
 

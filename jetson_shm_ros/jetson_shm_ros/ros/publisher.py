@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
 from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.frame_producer import FrameProducer, SlotWrite
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.arguments import publisher_arguments
 from jetson_shm_ros.ros.conversion import to_msg
 from jetson_shm_ros.ros.diagnostics import LatencyWindow, OK, RateMeter, Report, WARN
@@ -15,6 +16,7 @@ from jetson_shm_ros.ros.endpoint import Endpoint
 from jetson_shm_ros.ros.middleware import (
     describe_qos, descriptor_qos, descriptor_qos_overrides, rmw_name, wait_for_discovery)
 from jetson_shm_ros_interfaces.msg import DataDescriptor
+import numpy as np
 from rclpy.duration import Duration
 from rclpy.node import Node
 
@@ -51,6 +53,14 @@ class ShmPublisher(Endpoint):
     When no slot is free (policy 'reliable' waiting for a slow reader, or, with slot claims,
     every slot being read), both wait up to `timeout_s` (default 0: not at all) and then raise
     NoFreeSlot; nothing is published and the miss is counted (`counters['no_free_slot']`).
+
+    Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next loan()/publish() raises
+    KeyboardInterrupt before it takes a slot (once per process; rclpy programs already end on
+    it; the package's own nodes poll instead), and a wait for a slot ends at once. Once the
+    context is shut down, a write still runs but is not published: its slot is released (or,
+    when the shutdown closed the publisher, as rclpy >= Jazzy does, the loan is a throwaway
+    array) and `counters['after_shutdown']` grows; no RCLError reaches the caller. After
+    close() with the context still up, a write raises RuntimeError (a program error).
 
     close(), leaving a ``with ShmPublisher(...)`` block and node.destroy_node() unlink the
     segment; so does interpreter exit (atexit), and the next producer of the same name removes
@@ -121,8 +131,10 @@ class ShmPublisher(Endpoint):
             checksum=checksum, backend=self.backend,
             release_timeout_s=checked['release_timeout_s'],
             required_readers=required_readers, encoding=encoding)
+        signals.checkpoint('segment_created')
         self.policy = policy
-        self.counters: Counter = Counter(no_free_slot=0, aborted=0)
+        self.counters: Counter = Counter(no_free_slot=0, aborted=0, after_shutdown=0)
+        self._loaned = False
         self._latency = LatencyWindow()
         self._rate = RateMeter()
         self._reported = Counter()
@@ -202,10 +214,11 @@ class ShmPublisher(Endpoint):
 
         :return: whether `count` subscriptions matched in time
         """
+        signals.checkpoint('wait_for_subscriptions')
         deadline = time.monotonic() + timeout_s
         while self.subscription_count() < count:
-            if time.monotonic() >= deadline:
-                return False
+            if time.monotonic() >= deadline or signals.received():
+                return False  # after a signal the process is about to stop: wait no longer
             time.sleep(_MATCH_POLL_S)
         return True
 
@@ -219,8 +232,13 @@ class ShmPublisher(Endpoint):
         :param frame_id: header frame_id
         :param timeout_s: how long to wait for a free slot
         :raises NoFreeSlot: when no slot became free within `timeout_s`
+        :raises KeyboardInterrupt: when SIGINT/SIGTERM arrived (process.signals), before a
+            slot is taken
         """
         write = self._begin(timeout_s)
+        if write is None:  # closed when its context shut down: nothing to publish into
+            yield self._scratch()
+            return
         try:
             yield self._frames.array(write)
         except BaseException:
@@ -244,6 +262,8 @@ class ShmPublisher(Endpoint):
         check_fits(host_view(array) if location(array) == HOST else device_view(array),
                    frames.dtype, frames.shape)
         write = self._begin(timeout_s)
+        if write is None:
+            return
         try:
             frames.backend.copy_into(frames.pool, write.offset, frames.nbytes, frames.dtype,
                                      frames.shape, array)
@@ -256,6 +276,8 @@ class ShmPublisher(Endpoint):
                              timeout_s: float = 0.0) -> None:
         """Publish the deterministic test pattern of the next frame (demos, benchmarks)."""
         write = self._begin(timeout_s)
+        if write is None:
+            return
         try:
             self._frames.backend.fill_pattern(self._frames.pool, write.offset,
                                               self._frames.nbytes, self._frames.frames_published)
@@ -264,10 +286,19 @@ class ShmPublisher(Endpoint):
             raise
         self._commit(write, stamp_ns, frame_id)
 
-    def _begin(self, timeout_s: float) -> SlotWrite:
+    def _begin(self, timeout_s: float) -> Optional[SlotWrite]:
         if self._closed:
-            raise RuntimeError(f'ShmPublisher on {self.topic} is closed')
+            if self._node.context.ok():
+                raise RuntimeError(f'ShmPublisher on {self.topic} is closed')
+            # rclpy >= Jazzy destroys a context's nodes (so their endpoints) when it shuts down.
+            self.counters['after_shutdown'] += 1
+            return None
+        if not self._loaned:
+            self._loaned = True
+            signals.checkpoint('first_loan')
+        signals.raise_pending()  # a signal ends the program here, before a slot is taken
         deadline = time.monotonic() + timeout_s
+        waited = False
         while True:
             write = self._frames.begin()
             if write is not None:
@@ -276,15 +307,42 @@ class ShmPublisher(Endpoint):
                 self.counters['no_free_slot'] += 1
                 raise NoFreeSlot(f'{self.shm_name}: no slot free within {timeout_s} s '
                                  f'(policy {self.policy}: readers still hold every slot)')
+            if not waited:
+                waited = True
+                signals.checkpoint('slot_wait')
+            if signals.received():  # nothing taken yet: a signal ends the wait at once
+                signals.raise_pending()
+                self.counters['no_free_slot'] += 1
+                raise NoFreeSlot(f'{self.shm_name}: no slot free, and the process is stopping')
             time.sleep(_RETRY_S)
+
+    def _scratch(self):
+        """Return a throwaway frame for a loan() that cannot publish (closed at shutdown)."""
+        frames = self._frames
+        if self.backend.name == 'cpu':
+            return np.empty(frames.shape, frames.dtype)
+        import cupy
+        return cupy.empty(frames.shape, frames.dtype)
 
     def _commit(self, write: SlotWrite, stamp_ns: Optional[int], frame_id: str) -> None:
         # /diagnostics latency: from the commit (device synchronized, sequence even) until the
         # RMW has taken the descriptor. One node clock read a frame (~6 us): the stamp.
         began = time.monotonic_ns()
+        if not self._node.context.ok():
+            self._frames.abort(write)
+            self.counters['after_shutdown'] += 1
+            return
         now = self._node.get_clock().now().nanoseconds
         desc = self._frames.commit(write, now if stamp_ns is None else stamp_ns, frame_id)
-        self._publisher.publish(to_msg(desc))
+        try:
+            self._publisher.publish(to_msg(desc))
+        except Exception:
+            if self._node.context.ok():
+                raise
+            # Shut down (from another thread) between the check above and the publish: the
+            # committed slot is never announced, so no reader maps it; count it like above.
+            self.counters['after_shutdown'] += 1
+            return
         self._latency.add(time.monotonic_ns() - began)
 
     def wait_for_all_acked(self, timeout_s: float = 1.0) -> bool:
@@ -314,6 +372,7 @@ class ShmPublisher(Endpoint):
         if self._closed:
             return
         self._closed = True
+        signals.checkpoint('teardown')
         try:
             self._frames.close()
         finally:

@@ -6,6 +6,7 @@ from typing import Callable
 
 from jetson_shm_ros.core.descriptor import Descriptor
 from jetson_shm_ros.core.frame_consumer import FrameConsumer, INVALID, UNVERIFIED, VERIFIED
+from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.arguments import subscription_arguments
 from jetson_shm_ros.ros.conversion import from_msg
 from jetson_shm_ros.ros.diagnostics import ERROR, LatencyWindow, OK, RateMeter, Report, WARN
@@ -36,6 +37,11 @@ class ShmSubscription(Endpoint):
     one: in rclpy it is 25-75 times slower per message, and descriptors a keep-last queue drops
     behind it are lost (counted as `counts['missed']`, never silently). Spin with
     jetson_shm_ros.ros.executors.make_executor() (the EventsExecutor where rclpy has it).
+
+    Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next descriptor callback raises
+    KeyboardInterrupt instead of mapping anything (once per process). A descriptor that arrives
+    once the context is shut down or a signal was delivered is dropped unread and counted in
+    `after_shutdown`: no segment is mapped, the callback is not called.
     """
 
     def __init__(self, node: Node, topic: str, callback: Callable[[object, FrameInfo], None],
@@ -80,6 +86,7 @@ class ShmSubscription(Endpoint):
                                      allow_group_access=allow_group_access, verify=verify)
         self._lock = threading.Lock()
         self._header = None
+        self.after_shutdown = 0
         self._latency = LatencyWindow()
         self._rate = RateMeter()
         self._reported = Counter()
@@ -95,6 +102,7 @@ class ShmSubscription(Endpoint):
             f'qos="{describe_qos(self._subscription.qos_profile)}"')
         self._start_diagnostics('shm subscription', self.topic, self._hardware_id,
                                 diagnostics_period_s, self._report, callback_group)
+        signals.checkpoint('endpoint_created')
 
     def _abandon(self) -> None:
         """Undo what a failed constructor made; close() and destroy_node() then do nothing."""
@@ -158,6 +166,12 @@ class ShmSubscription(Endpoint):
         return status
 
     def _on_descriptor(self, msg: DataDescriptor) -> None:
+        if not self._frames.counts['received'] and not self.after_shutdown:
+            signals.checkpoint('first_descriptor')
+        signals.raise_pending()
+        if signals.received() or not self._node.context.ok():
+            self.after_shutdown += 1  # the process is stopping: map nothing new
+            return
         self.handle_descriptor(msg)
 
     def _deliver(self, frame, desc: Descriptor) -> None:
@@ -201,6 +215,7 @@ class ShmSubscription(Endpoint):
         if self._closed:
             return
         self._closed = True
+        signals.checkpoint('teardown')
         try:
             self._node.destroy_subscription(self._subscription)
         finally:
