@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 
 from jetson_shm_ros.core.attachment import AttachedSegment
 from jetson_shm_ros.core.errors import SegmentError
@@ -211,23 +212,50 @@ def test_claims_and_the_writer_race_in_threads_without_a_torn_read(shm_name):
     assert results['claimed'] > 0, results
 
 
-def _claiming_reader(name, rounds, results):
-    """Spawned reader: claim the newest frame, check it is untorn, unclaim; report counts."""
-    counts = {'claimed': 0, 'torn': 0, 'refused': 0}
+CLAIMS = 400  # claims the spawned reader makes; every other one is held across two frames
+
+
+def _newest_frame(segment):
+    """Return (slot, sequence) of the newest published frame: what a descriptor would name."""
+    published = [(segment.sequence(slot), slot) for slot in range(segment.slot_count)]
+    # An odd sequence is a slot being written: no descriptor names it, and it cannot be claimed.
+    sequence, slot = max((entry for entry in published if entry[0] % 2 == 0), default=(0, 0))
+    return slot, sequence
+
+
+def _uniform(view, expected):
+    return bool(np.all(view == expected)) and bool(np.all(view[::-1] == expected))
+
+
+def _claiming_reader(name, claims, results):
+    """
+    Spawned reader: claim the newest published frame until `claims` claims succeeded.
+
+    Each claimed frame is checked whole. Every other claim is held until the writer has
+    published two more frames and checked again: with two slots the claimed one is the writer's
+    next slot when it starts the second of them, so it had to pass over it; a writer that ignored
+    claims would have overwritten the frame under the check. The deadline only ends a hang.
+    """
+    counts = {'claimed': 0, 'held': 0, 'torn': 0, 'refused': 0}
+    deadline = time.monotonic() + TIMEOUT_S
     segment = AttachedSegment.attach(name)
     try:
         segment.register(first_sequence=2)
-        for _ in range(rounds):
-            sequences = [segment.sequence(slot) for slot in range(segment.slot_count)]
-            slot = int(np.argmax(sequences))
-            sequence = sequences[slot]
+        while counts['claimed'] < claims and time.monotonic() < deadline:
+            slot, sequence = _newest_frame(segment)
             if not segment.claim(slot, sequence):
-                counts['refused'] += 1
+                counts['refused'] += 1  # overwritten or being written since it was looked up
                 continue
             try:
                 view = segment.slot_view(slot).view('<u4')
-                untorn = bool(np.all(view == sequence // 2)) and \
-                    bool(np.all(view[::-1] == sequence // 2))
+                untorn = _uniform(view, sequence // 2)
+                if counts['claimed'] % 2:
+                    newest = sequence
+                    while newest < sequence + 4 and time.monotonic() < deadline:
+                        os.sched_yield()
+                        newest = max(newest, _newest_frame(segment)[1])
+                    counts['held'] += int(newest >= sequence + 4)
+                    untorn = untorn and _uniform(view, sequence // 2)
             finally:
                 segment.unclaim(slot)
             counts['claimed'] += 1
@@ -238,11 +266,19 @@ def _claiming_reader(name, rounds, results):
 
 
 def test_claims_and_the_writer_race_across_processes_without_a_torn_read(shm_name):
+    """
+    A reader in another process claims frames while the writer publishes as fast as it can.
+
+    The reader keeps claiming until it has made CLAIMS claims, as a reader of a busy stream must
+    be able to: a claim of a published frame fails only when the writer has taken its slot
+    since, never forever; how the two processes are scheduled changes no outcome (the
+    deadline only ends a hang).
+    """
     pool = SlotPool.create(shm_name, 2, 64 * 1024, policy='latest')
     ctx = multiprocessing.get_context('spawn')
     results = ctx.Queue()
     _publish(pool, frame_value=1)
-    child = ctx.Process(target=_claiming_reader, args=(shm_name, 3000, results))
+    child = ctx.Process(target=_claiming_reader, args=(shm_name, CLAIMS, results))
     child.start()
     try:
         frame = 1
@@ -251,13 +287,15 @@ def test_claims_and_the_writer_race_across_processes_without_a_torn_read(shm_nam
                 frame += 1
         counts = results.get(timeout=TIMEOUT_S)
         child.join(TIMEOUT_S)
+        passed = pool.counters['passed_claimed_slots']
     finally:
         pool.close()
         if child.is_alive():
             child.kill()
     assert child.exitcode == 0
     assert counts['torn'] == 0, counts
-    assert counts['claimed'] > 0, counts
+    assert counts['claimed'] == CLAIMS and counts['held'] == CLAIMS // 2, counts
+    assert passed >= counts['held'], ('every held claim turned the writer away', passed, counts)
 
 
 def _claim_and_die(name, slot, sequence, ready):
