@@ -2,14 +2,15 @@
 jetson_shm_ros: zero-copy frame exchange between ROS 2 processes through shared memory.
 
 `core` is the ROS-free library (segment pool, frames, CPU and GPU backends); `ros` is the
-public rclpy API: ``from jetson_shm_ros import ShmPublisher, ShmSubscription, ShmRecorder``;
+public rclpy API: ``from jetson_shm_ros import ShmPublisher, ShmSubscription, ShmRecorder``
+(and ``make_executor``, the executor to spin them with);
 `record` the ROS-free bag writing and reading; `dds` holds the ROS-free Cyclone DDS peers;
 `nodes` the package's executables, built on `ros`.
 
 Importing this package does not import rclpy: the API is loaded on first use.
 """
 
-_PUBLIC_API = {'ShmPublisher', 'ShmSubscription', 'ShmRecorder', 'FrameInfo'}
+_PUBLIC_API = {'ShmPublisher', 'ShmSubscription', 'ShmRecorder', 'FrameInfo', 'make_executor'}
 
 __all__ = sorted(_PUBLIC_API)
 

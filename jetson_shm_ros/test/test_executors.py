@@ -15,13 +15,12 @@ FRAMES = 20
 def test_each_kind_makes_its_executor(context):
     assert isinstance(make_executor('single', context), SingleThreadedExecutor)
     assert isinstance(make_executor('multi', context, num_threads=2), MultiThreadedExecutor)
-    auto = make_executor('auto', context)
-    if events_executor_class() is None:  # a ROS 2 release before Jazzy: the fallback
-        assert isinstance(auto, SingleThreadedExecutor)
+    # The endpoints own a guard condition, which the EventsExecutor refuses: auto is single.
+    assert isinstance(make_executor('auto', context), SingleThreadedExecutor)
+    if events_executor_class() is None:  # a ROS 2 release before Jazzy
         with pytest.raises(ValueError, match='EventsExecutor'):
             make_executor('events', context)
     else:
-        assert executor_name(auto) == 'events'
         assert executor_name(make_executor('events', context)) == 'events'
     assert executor_name(make_executor('multi', context)) == 'multi'
     with pytest.raises(ValueError, match='not one of'):

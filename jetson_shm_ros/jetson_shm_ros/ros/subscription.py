@@ -36,7 +36,7 @@ class ShmSubscription(Endpoint):
     a time, also under a MultiThreadedExecutor, but do not spin descriptor subscriptions with
     one: in rclpy it is 25-75 times slower per message, and descriptors a keep-last queue drops
     behind it are lost (counted as `counts['missed']`, never silently). Spin with
-    jetson_shm_ros.ros.executors.make_executor() (the EventsExecutor where rclpy has it).
+    rclpy's SingleThreadedExecutor (jetson_shm_ros.ros.executors.make_executor()).
 
     Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next descriptor callback raises
     KeyboardInterrupt instead of mapping anything (once per process). A descriptor that arrives
