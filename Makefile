@@ -91,7 +91,10 @@ $(STAMP): $(REQUIREMENTS) $(ROOT)/scripts/fix_venv_cmake_paths.py
 	  $(PYTHON) -m venv "$(VENV_DIR)"; \
 	fi
 	@touch "$(VENV_DIR)/COLCON_IGNORE"  # the venv's share/*/package.xml are not workspace packages
-	"$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check $(foreach r,$(REQUIREMENTS),-r "$(r)")
+	@# One pip run per file: a file's options (record.txt's --only-binary) apply to its lines only.
+	for r in $(REQUIREMENTS); do \
+	  "$(VENV_DIR)/bin/python" -m pip install --disable-pip-version-check -r "$$r"; \
+	done
 	"$(VENV_DIR)/bin/python" "$(ROOT)/scripts/fix_venv_cmake_paths.py"
 	@touch "$@"
 
