@@ -27,6 +27,7 @@ an exact phase of start-up or teardown.
 
 import atexit
 import os
+import re
 import signal
 import sys
 import sysconfig
@@ -40,6 +41,8 @@ PHASE_ENV = 'JSR_TEST_PAUSE_AT'
 _PHASE_WAIT_S = 60.0
 _PHASE_POLL_S = 0.005
 
+# Modules rosidl generates for messages, services and actions (`std_msgs.msg._header`).
+_ROSIDL_MODULE = re.compile(r'\.(msg|srv|action)\._[a-z0-9_]+$')
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _STDLIB_DIRS = tuple({os.path.realpath(sysconfig.get_paths()[key]) + os.sep
                       for key in ('stdlib', 'platstdlib')})
@@ -188,6 +191,10 @@ def _on_signal(signum, frame) -> None:
 def _in_user_code(frame) -> bool:
     """Tell whether the innermost frame that is not the standard library's is the program's."""
     while frame is not None:
+        if _ROSIDL_MODULE.search(frame.f_globals.get('__name__') or ''):
+            # A generated message class, built by rclpy's C++ while it takes a message:
+            # raising there fails the take inside pybind11 (seen: RuntimeError under stress).
+            return False
         path = frame.f_code.co_filename
         if path.startswith('<'):  # '<frozen importlib...>' is the standard library's
             if not path.startswith('<frozen'):
