@@ -115,8 +115,14 @@ class NodeProcess:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+            # PYTHONFAULTHANDLER (isolated_env) dumps every thread's stack on SIGABRT: the
+            # output then says where it hung.
+            self.popen.send_signal(signal.SIGABRT)
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
             raise AssertionError(f'{self.name} did not finish in {timeout} s; '
                                  f'output:\n{self.output()}')
 

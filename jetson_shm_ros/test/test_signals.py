@@ -113,3 +113,23 @@ def test_a_signal_at_interpreter_exit_is_ignored():
     code, output = _run(program)
     assert code == 0 and 'still here' in output, f'exit {code}: {output}'
     assert 'KeyboardInterrupt' not in output, output
+
+
+def test_a_signal_in_a_generated_message_class_is_not_raised_there(tmp_path):
+    # rclpy's C++ builds each message it takes through the generated <pkg>/msg/_<name>.py: a
+    # KeyboardInterrupt raised there became "RuntimeError: Unable to convert call argument"
+    # (seen once in make stress, frame_subscriber.py).
+    msg_dir = tmp_path / 'fake_msgs' / 'msg'
+    msg_dir.mkdir(parents=True)
+    (msg_dir / '_fake.py').write_text(LIBRARY_MODULE)
+    code, output = _run("""
+import signal, sys
+sys.path.insert(0, sys.argv[1])
+from jetson_shm_ros.process import signals
+import _fake
+
+assert signals.install()
+_fake.signal_self_and_wait(signal.SIGINT, 0.2)
+print('pending after a message class', signals.pending())
+""", str(msg_dir))
+    assert code == 0 and 'pending after a message class True' in output, output
