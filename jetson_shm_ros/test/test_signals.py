@@ -72,23 +72,6 @@ def test_a_signal_in_library_code_waits_for_a_safe_point_and_is_raised_once(tmp_
     assert 'second signal recorded only True' in output
 
 
-def test_a_signal_inside_a_generated_message_class_waits_for_a_safe_point(tmp_path):
-    # rclpy's C++ builds message objects while it takes a message; a KeyboardInterrupt raised
-    # in their Python __init__ made the take fail with a pybind11 RuntimeError (stress round).
-    package = tmp_path / 'fake_msgs' / 'msg'
-    package.mkdir(parents=True)
-    (tmp_path / 'fake_msgs' / '__init__.py').write_text('')
-    (package / '__init__.py').write_text('')
-    (package / '_fake_message.py').write_text(LIBRARY_MODULE)
-    program = PROGRAM.replace('import fake_library', 'from fake_msgs.msg import _fake_message '
-                              'as fake_library').replace('signals.add_library_dir(sys.argv[1])',
-                                                         'pass')
-    code, output = _run(program, str(tmp_path))
-    assert code == 0, output
-    assert 'deferred True True True' in output
-    assert 'raised at the safe point' in output
-
-
 def test_sigterm_in_user_code_is_keyboard_interrupt_at_once():
     code, output = _run(USER_CODE_PROGRAM)
     assert code == 0 and 'raised at once in user code' in output, output
