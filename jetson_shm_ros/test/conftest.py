@@ -14,6 +14,17 @@ def project_segments(prefix: str = TEST_PREFIX) -> list:
     return sorted(name for name in os.listdir(SHM_DIR) if name.startswith(prefix))
 
 
+def damage_file(path, damage: str) -> None:
+    """Cut a file in half ('truncate') or overwrite 64 bytes in its middle (anything else)."""
+    size = os.path.getsize(path)
+    with open(path, 'r+b') as stream:
+        if damage == 'truncate':
+            stream.truncate(size // 2)
+        else:
+            stream.seek(size // 2)
+            stream.write(b'\xff' * 64)
+
+
 def pytest_report_header(config):
     """Name the RMW the ROS tests of this run use: they run under any, and say which."""
     try:

@@ -2,6 +2,7 @@
 
 import os
 
+from conftest import damage_file
 from jetson_shm_ros.core.errors import BagError
 from jetson_shm_ros.core.payload import ALLOWED_DTYPES
 from jetson_shm_ros.record.bag_reader import BagReader
@@ -133,13 +134,7 @@ def test_a_damaged_bag_gives_its_good_frames_then_one_error(tmp_path, damage):
     frame = [('/img', np.arange(64 * 64, dtype=np.uint8).reshape(64, 64), 'mono8')]
     _write(path, frame, repeat=6, chunk_bytes=5000, chunk_crc=True)
     mcap = os.path.join(path, 'bag_0.mcap')
-    size = os.path.getsize(mcap)
-    with open(mcap, 'r+b') as stream:
-        if damage == 'truncate':
-            stream.truncate(size // 2)
-        else:
-            stream.seek(size // 2)
-            stream.write(b'\xff' * 64)
+    damage_file(mcap, damage)
     got = 0
     with pytest.raises(BagError) as error:
         for _ in Replay(path, rate=0).frames():

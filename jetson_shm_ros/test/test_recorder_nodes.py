@@ -7,6 +7,7 @@ import subprocess
 import uuid
 
 from api_fixtures import spin_until
+from conftest import damage_file
 from jetson_shm_ros.core.payload import fill_pattern, pattern_words
 from jetson_shm_ros.ros.subscription import ShmSubscription
 from node_processes import executable, isolated_env, NodeProcess, ros_args
@@ -229,13 +230,7 @@ def test_the_player_stops_on_a_damaged_bag_with_one_line(processes, tmp_path, da
         writer.write('/cam', kind, 10**18 + index * 10**6, data)
     writer.close()
     mcap = bag / 'bag_0.mcap'
-    size = mcap.stat().st_size
-    with open(mcap, 'r+b') as stream:
-        if damage == 'truncate':
-            stream.truncate(size // 2)
-        else:
-            stream.seek(size // 2)
-            stream.write(b'\xff' * 64)
+    damage_file(mcap, damage)
     player = _node(processes, 'shm_player', {'bag': str(bag), 'rate': 0.0}, env)
     assert player.finish(RUN_TIMEOUT_S) == 1, player.output()
     errors = [line for line in player.output().splitlines() if '[ERROR]' in line]
