@@ -64,6 +64,16 @@ def default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
+def native_stacks(pid: int) -> str:
+    """Every thread's native stack of a live process, by gdb where it is installed ('' if not)."""
+    try:
+        done = subprocess.run(['gdb', '-p', str(pid), '-batch', '-ex', 'thread apply all bt'],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ''
+    return '\n--- native stacks (gdb) ---\n' + done.stdout + '--- end of native stacks ---\n'
+
+
 def ros_args(params: Dict[str, object]) -> List[str]:
     """Turn {'frames': 10, 'shape': [2, 3]} into --ros-args -p frames:=10 -p shape:=[2,3]."""
     args = ['--ros-args']
@@ -115,8 +125,10 @@ class NodeProcess:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            # PYTHONFAULTHANDLER (isolated_env) dumps every thread's stack on SIGABRT: the
-            # output then says where it hung.
+            # Native stacks first (a hang inside the RMW shows only there), then
+            # PYTHONFAULTHANDLER (isolated_env) dumps every thread's Python stack on SIGABRT.
+            self._log.write(native_stacks(self.popen.pid))
+            self._log.flush()
             self.popen.send_signal(signal.SIGABRT)
             try:
                 self.popen.wait(5)
