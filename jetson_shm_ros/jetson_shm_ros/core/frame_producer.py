@@ -7,6 +7,7 @@ a caller's code through a loan), checksums it, and turns it into a Descriptor. T
 """
 
 from dataclasses import dataclass
+import time
 from typing import Callable, Optional, Sequence
 
 from jetson_shm_ros.core.backend import CpuBackend
@@ -76,36 +77,58 @@ class FrameProducer:
         self.waits = 0
         self.aborted = 0
         self._expected_readers = 0
-        self._expected_until_timeouts = 0
+        self._expected_timeout_s = 0.0
+        self._expected_deadline: Optional[float] = None
+        self.attach_timeouts = 0
 
-    def expect_readers(self, count: int) -> None:
+    def expect_readers(self, count: int, timeout_s: float) -> None:
         """
         Reliable policy: wait for `count` readers before the first reuse of a slot, once.
 
         For subscribers known to be there (matched on DDS) but not registered yet: a reader
         registers only when its first descriptor arrives, which can be after the producer
-        went round its slots, so their first frames would be overwritten. The wait lasts until
-        `count` readers registered or one release timeout passed (logged), then only
-        `required_readers` counts again.
+        went round its slots, so their first frames would be overwritten. The wait starts at
+        the first reuse and lasts until `count` readers registered or `timeout_s` passed
+        (logged, counted in `attach_timeouts`); then only `required_readers` counts again.
+        Its own timeout, not the release timeout: a subscriber on another DDS vendor may get
+        its first descriptor only with the writer's next periodic heartbeat (Fast DDS writer,
+        Cyclone DDS reader: about 1 s after the match, doc/late-joiners.md).
         """
         self._expected_readers = count
-        self._expected_until_timeouts = self.pool.counters['release_timeouts'] + 1
+        self._expected_timeout_s = timeout_s
+        self._expected_deadline = None
+
+    def _waiting_for_expected_readers(self) -> bool:
+        """Tell whether the expected readers hold the next write back (expect_readers)."""
+        attached = len(self.pool.readers())
+        if attached >= self._expected_readers:
+            self._expected_readers = 0  # they came: never wait again
+            return False
+        if not self.pool.next_slot_written():
+            return False  # a fresh slot overwrites nothing
+        now = time.monotonic()
+        if self._expected_deadline is None:
+            self._expected_deadline = now + self._expected_timeout_s
+        if now < self._expected_deadline:
+            return True
+        _log.warning('%s: only %d of %d matched reader(s) attached within %.2f s; reusing '
+                     'slots without them', self.pool.name, attached, self._expected_readers,
+                     self._expected_timeout_s)
+        self.attach_timeouts += 1
+        self._expected_readers = 0
+        return False
 
     def begin(self) -> Optional['SlotWrite']:
         """
         Start writing the next frame: the slot is marked as being written.
 
         :return: the open write (finish it with commit() or abort()), or None when no slot is
-            free now (reliable policy waiting for a release)
+            free now (reliable policy waiting for a release or for the expected readers)
         """
-        required = self.required_readers
-        if self._expected_readers:
-            if len(self.pool.readers()) >= self._expected_readers or \
-                    self.pool.counters['release_timeouts'] >= self._expected_until_timeouts:
-                self._expected_readers = 0  # they came, or one timeout: never wait again
-            else:
-                required = max(required, self._expected_readers)
-        slot = self.pool.acquire(required)
+        if self._expected_readers and self._waiting_for_expected_readers():
+            self.waits += 1
+            return None
+        slot = self.pool.acquire(self.required_readers)
         if slot is None:
             self.waits += 1
             return None

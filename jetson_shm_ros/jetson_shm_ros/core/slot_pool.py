@@ -115,6 +115,10 @@ class SlotPool(SegmentMapping):
                    MEMORY_KIND_NAMES[memory_kind])
         return pool
 
+    def next_slot_written(self) -> bool:
+        """Tell whether the slot acquire() tries next holds a frame (writing it reuses it)."""
+        return self._sequences.load(self._next_slot) != 0
+
     def acquire(self, required_readers: int = 0) -> Optional[int]:
         """
         Pick and reserve the slot for the next frame; never one that a reader has claimed.

@@ -145,7 +145,7 @@ class ShmPublisher(Endpoint):
         matched = bool(discovery_s) and wait_for_discovery(node, self._publisher, discovery_s)
         if matched and policy == 'reliable':
             # Matched is not attached: a subscriber registers with its first descriptor.
-            frames.expect_readers(self.subscription_count())
+            frames.expect_readers(self.subscription_count(), discovery_s)
         qos = self._publisher.qos_profile  # as parameters (qos_overrides.*) may have changed it
         node.get_logger().info(
             f'shm publisher: rmw={rmw_name()} topic={self.topic} segment={self.shm_name} '
