@@ -82,3 +82,17 @@ def test_signal_to_a_blocked_reliable_producer(processes, shm_name, signum):
     finally:
         consumer.popen.send_signal(signal.SIGCONT)
     assert _signal_and_time(consumer, signum) == 0, consumer.output()
+
+
+def test_a_middleware_that_hangs_in_teardown_cannot_keep_a_node_alive(processes, shm_name):
+    # The hook holds the producer where the middleware's teardown begins (its segment already
+    # unlinked), as the Fast DDS deadlock of doc/lifecycle.md does; nothing signals it.
+    producer = processes.start(NodeProcess('producer', {
+        'shm_name': shm_name, 'shape': [64], 'frames': 3, 'rate_hz': 50.0},
+        isolated_env(JSR_TEST_PAUSE_AT='middleware_teardown')))
+    assert producer.finish() == 0, producer.output()
+    output = producer.output()
+    assert 'JSR_PHASE middleware_teardown' in output, output
+    assert 'teardown did not finish within' in output, output
+    assert 'done: published=3' in output, output
+    assert not os.path.exists(SHM_DIR + shm_name), output

@@ -1,6 +1,8 @@
 """What the package's nodes share: main(), and the node side of a process.roles role."""
 
+import os
 import sys
+import threading
 from typing import Callable
 
 from jetson_shm_ros.core.errors import OptionError
@@ -40,7 +42,32 @@ def _spin(node: Node) -> int:
     return 0
 
 
+class _State:
+    watchdog = None  # the running teardown watchdog (_stop), cancelled once all is done
+
+
+# How long a node's teardown may take before the process ends without the middleware. Fast DDS
+# 3.2.3 can deadlock while a reader is destroyed: its event thread waits for the PDP mutex that a
+# receive thread holds while it waits for the event thread (gdb stacks in doc/lifecycle.md).
+# Our cleanup (segment unlinked, slots released) comes first and takes well under a second.
+TEARDOWN_LIMIT_S = 10.0
+
+
+def _end_if_teardown_hangs(node: Node) -> threading.Timer:
+    def give_up():
+        print(f'[ERROR] teardown did not finish within {TEARDOWN_LIMIT_S:g} s, inside the '
+              'middleware (a Fast DDS deadlock, doc/lifecycle.md); exiting without it',
+              file=sys.stderr, flush=True)
+        os._exit(node.exit_code)
+
+    watchdog = threading.Timer(TEARDOWN_LIMIT_S, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
+
+
 def _stop(node: Node, interrupted: bool) -> int:
+    _State.watchdog = _end_if_teardown_hangs(node)
     node.shutdown()
     exit_code = node.exit_code
     node.destroy_node()
@@ -79,6 +106,8 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
         return run_guarded(start, _spin, _stop)
     finally:
         rclpy.try_shutdown()
+        if _State.watchdog is not None:
+            _State.watchdog.cancel()
 
 
 def gpu_resources(backend) -> dict:

@@ -377,4 +377,5 @@ class ShmPublisher(Endpoint):
             self._frames.close()
         finally:
             self._close_endpoint()
+            signals.checkpoint('middleware_teardown')  # test hook: the segment is gone here
             self._node.destroy_publisher(self._publisher)
