@@ -7,7 +7,8 @@ growing); a second consumer restarts every --consumer-restart frames; the produc
 every --producer-restart frames until --frames frames were published. Every process is sampled
 about twice a second (open fds, file mappings in /proc/PID/maps but the middleware's own, RSS,
 and the GPU resources a GPU backend reports in its status line); the first sample after the
-warm-up is compared with the last one. /dev/shm is checked for this soak's segments at the start and the end.
+warm-up is compared with the last one. /dev/shm is checked for this soak's segments at the
+start and the end.
 
     python3 scripts/soak.py                       # what `make soak` runs: 100,000 frames
     python3 scripts/soak.py --frames 3000 --consumer-restart 1000 --producer-restart 1500
