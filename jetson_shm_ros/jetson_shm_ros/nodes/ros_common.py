@@ -58,6 +58,7 @@ def _end_if_teardown_hangs(node: Node) -> threading.Timer:
         print(f'[ERROR] teardown did not finish within {TEARDOWN_LIMIT_S:g} s, inside the '
               'middleware (a Fast DDS deadlock, doc/lifecycle.md); exiting without it',
               file=sys.stderr, flush=True)
+        sys.stdout.flush()  # os._exit skips it: the node's last lines must not be lost
         os._exit(node.exit_code)
 
     watchdog = threading.Timer(TEARDOWN_LIMIT_S, give_up)
