@@ -25,10 +25,14 @@ import sys
 KIB, MIB = 1 << 10, 1 << 20
 LATENCY_BANDWIDTH = {'cpu': ['host_memcpy_GBps'], 'ros_msg': ['host_memcpy_GBps'],
                      'cpu_sum': ['host_memcpy_GBps'], 'iceoryx2': ['host_memcpy_GBps'],
-                     'pinned': ['h2d_GBps'], 'pinned_copy': ['h2d_GBps'], 'cuda_ipc': []}
+                     'pinned': ['h2d_GBps'], 'pinned_copy': ['h2d_GBps'], 'cuda_ipc': [],
+                     # the copy down into the slot (inside t0) and the consumer's read of it;
+                     # the link's D2H rate is taken to be its measured H2D rate
+                     'pinned_publish': ['h2d_GBps', 'h2d_GBps']}
 THROUGHPUT_CEILING = {'cpu': 'host_memcpy_GBps', 'ros_msg': 'host_memcpy_GBps',
                       'cpu_sum': 'host_memcpy_GBps', 'iceoryx2': 'host_memcpy_GBps',
                       'pinned': 'kernel_read_GBps', 'pinned_copy': 'h2d_GBps',
+                      'pinned_publish': 'h2d_GBps',
                       'cuda_ipc': 'device_read_GBps'}
 # The executor the subscriber spun (results from before it was a dimension: 'single').
 DEFAULT_EXECUTOR = 'single'

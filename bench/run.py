@@ -38,11 +38,11 @@ BIG_ROS_MSG = 64 << 20
 EXECUTOR_PHASES = ('events', 'multi')
 # ShmSubscription owns a guard condition (its signal wake-up, doc/lifecycle.md) and rclpy's
 # EventsExecutor refuses guard conditions: the shared-memory transports cannot run under it.
-SHM_SUBSCRIPTIONS = ('cpu', 'cpu_sum', 'pinned', 'pinned_copy', 'cuda_ipc')
+SHM_SUBSCRIPTIONS = ('cpu', 'cpu_sum', 'pinned', 'pinned_copy', 'pinned_publish', 'cuda_ipc')
 # For the run-length estimate: seconds per frame = FRAME_S + bytes * NS_PER_BYTE / 1e9.
 FRAME_S = 0.0012
 NS_PER_BYTE = {'ros_msg': 5.0, 'cpu': 0.5, 'cpu_sum': 0.5, 'iceoryx2': 0.4, 'pinned': 0.15,
-               'pinned_copy': 0.15, 'cuda_ipc': 0.02, 'descriptor': 0.0}
+               'pinned_copy': 0.15, 'pinned_publish': 0.15, 'cuda_ipc': 0.02, 'descriptor': 0.0}
 SUBSCRIBER_EXIT_S = 15.0
 ROS_MSG_ALONE_ABOVE = MIB
 

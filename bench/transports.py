@@ -13,6 +13,9 @@ has read and checked every byte of it (end to end, throughput).
 - cpu, pinned, pinned_copy, cuda_ipc: ShmPublisher / ShmSubscription (the public API, with
   its defaults but for the reliable policy); the producer writes into a loaned slot before t0
   (writing the frame is the producer's work, not the transport's).
+- pinned_publish: the pinned transport for a frame that is already in device memory:
+  `publish(device_array)`, t0 taken before the call, so the copy into the pinned slot (one pass
+  over the host link) is the transport's; the producer's checksum reads the device source.
 - cpu_sum: the cpu transport as iceoryx2 is measured: no checksum from the producer, the
   subscriber's callback sums every byte (and compares with the checksum known ahead).
 - iceoryx2: iceoryx2's own publish-subscribe with an event wake-up (bench/iceoryx.py), the
@@ -31,14 +34,14 @@ SLOTS = 4
 # transport -> (backend, mode) of the shared-memory ones.
 SHM = {'cpu': ('cpu', 'zero_copy'), 'cpu_sum': ('cpu', 'zero_copy'),
        'pinned': ('pinned', 'zero_copy'), 'pinned_copy': ('pinned', 'copy'),
-       'cuda_ipc': ('cuda_ipc', 'zero_copy')}
-TRANSPORTS = ('ros_msg', 'descriptor', 'cpu', 'pinned', 'pinned_copy', 'cuda_ipc', 'cpu_sum',
-              'iceoryx2')
+       'pinned_publish': ('pinned', 'zero_copy'), 'cuda_ipc': ('cuda_ipc', 'zero_copy')}
+TRANSPORTS = ('ros_msg', 'descriptor', 'cpu', 'pinned', 'pinned_copy', 'pinned_publish',
+              'cuda_ipc', 'cpu_sum', 'iceoryx2')
 # Not in a run where `import iceoryx2` fails.
 OPTIONAL = ('iceoryx2',)
 # Transports whose subscriber does not use the ROS executor (left out of executor phases).
 NO_EXECUTOR = ('iceoryx2',)
-GPU_ONLY = ('pinned', 'pinned_copy', 'cuda_ipc')
+GPU_ONLY = ('pinned', 'pinned_copy', 'pinned_publish', 'cuda_ipc')
 MEASURES = ('handover', 'e2e', 'throughput')
 
 
@@ -165,6 +168,7 @@ class ShmFramePublisher:
         self._with_sum = transport == 'cpu_sum'
         self._fill = measure == 'e2e' or (self._with_sum and measure == 'throughput')
         self._gpu = backend != 'cpu'
+        self._publish_device = transport == 'pinned_publish'
         self.pub_side_ns = 0
 
     def matched(self) -> bool:
@@ -177,6 +181,8 @@ class ShmFramePublisher:
         self._sent += 1
         frame_id = f'{k}:{self._sources.checksums[index]}' if self._with_sum else str(k)
         began = time.perf_counter_ns()
+        if self._publish_device:
+            return self._publish(index, frame_id, began)
         try:
             with self._pub.loan(frame_id=frame_id) as frame:
                 if self._fill:
@@ -189,6 +195,19 @@ class ShmFramePublisher:
         except self._no_free_slot:  # every slot still held by the subscriber: retry
             self.no_free_slot += 1
             return None
+        self.pub_side_ns = time.perf_counter_ns() - began
+        return t0
+
+    def _publish(self, index: int, frame_id: str, began: int):
+        """publish() of the device source: the copy into the slot is inside t0."""
+        import cupy
+        t0 = time.monotonic_ns()
+        try:
+            self._pub.publish(self._sources.device[index], frame_id=frame_id)
+        except self._no_free_slot:
+            self.no_free_slot += 1
+            return None
+        cupy.cuda.get_current_stream().synchronize()
         self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
