@@ -4,14 +4,16 @@ import argparse
 import os
 import sys
 
-from docgen import DOC
+from docgen import DOC, ROOT
 
 
 def generated() -> dict:
-    """Return doc file name -> its generated text."""
-    from docgen import api, benchmark, nodes
+    """Return file name (under doc/, or ../README.md) -> its generated text."""
+    from docgen import api, benchmark, nodes, readme
+    with open(readme.README, encoding='utf-8') as source:
+        readme_text = readme.render(source.read())
     return {'api.md': api.render(), 'nodes.md': nodes.render(),
-            'benchmark.md': benchmark.render()}
+            'benchmark.md': benchmark.render(), os.path.relpath(readme.README, DOC): readme_text}
 
 
 def stale(texts: dict) -> list:
@@ -29,6 +31,10 @@ def stale(texts: dict) -> list:
     return out
 
 
+def _shown(name: str) -> str:
+    return os.path.relpath(os.path.join(DOC, name), ROOT)
+
+
 def main(argv=None) -> int:
     """Write or check every generated doc; exit 1 on --check when one is out of date."""
     parser = argparse.ArgumentParser(prog='python -m docgen', description=__doc__)
@@ -39,14 +45,14 @@ def main(argv=None) -> int:
     outdated = stale(texts)
     if args.check:
         for name in outdated:
-            print(f'docgen: doc/{name} is out of date: run `make docs`')
+            print(f'docgen: {_shown(name)} is out of date: run `make docs`')
         return 1 if outdated else 0
     os.makedirs(DOC, exist_ok=True)
     for name in outdated:
         with open(os.path.join(DOC, name), 'w', encoding='utf-8') as out:
             out.write(texts[name])
     print(f'docgen: {len(texts)} generated docs, {len(outdated)} rewritten'
-          + (': ' + ', '.join(f'doc/{name}' for name in outdated) if outdated else ''))
+          + (': ' + ', '.join(_shown(name) for name in outdated) if outdated else ''))
     return 0
 
 
