@@ -108,8 +108,12 @@ build: setup
 # An interactive shell where the README's commands run as written: the venv (or the sourced
 # ROS 2) and this workspace's install/ on the paths. `source scripts/env.sh` does the same in
 # the current shell.
+# ~/.bashrc may put another python3 first (pyenv's shims): the caller's PATH goes back in front,
+# so the shell finds the ROS 2 (sourced, or the venv) that `make build` used.
 shell: build
-	@cd "$(ROOT)"; exec bash --rcfile <(printf '%s\n' '[ -f ~/.bashrc ] && . ~/.bashrc' \
+	@cd "$(ROOT)"; export JSR_CALLER_PATH="$$PATH"; \
+	exec bash --rcfile <(printf '%s\n' '[ -f ~/.bashrc ] && . ~/.bashrc' \
+	  'PATH="$$JSR_CALLER_PATH:$$PATH"; unset JSR_CALLER_PATH' \
 	  'source "$(ROOT)/scripts/env.sh"' 'PS1="(jetson_shm_ros) $${PS1-\$$ }"' \
 	  'echo "jetson_shm_ros shell ($$JSR_ROS_MODE mode, $$JSR_PYTHON); exit to leave"') -i
 
