@@ -36,9 +36,6 @@ BIG_ROS_MSG = 64 << 20
 # The executor dimension: the subscriber spins each of these in phases of their own at the
 # smallest size (the default phases use 'single').
 EXECUTOR_PHASES = ('events', 'multi')
-# ShmSubscription owns a guard condition (its signal wake-up, doc/lifecycle.md) and rclpy's
-# EventsExecutor refuses guard conditions: the shared-memory transports cannot run under it.
-SHM_SUBSCRIPTIONS = ('cpu', 'cpu_sum', 'pinned', 'pinned_copy', 'pinned_publish', 'cuda_ipc')
 # For the run-length estimate: seconds per frame = FRAME_S + bytes * NS_PER_BYTE / 1e9.
 FRAME_S = 0.0012
 NS_PER_BYTE = {'ros_msg': 5.0, 'cpu': 0.5, 'cpu_sum': 0.5, 'iceoryx2': 0.4, 'pinned': 0.15,
@@ -90,9 +87,7 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool,
         for measure in [m for m in measures if m != 'throughput']:
             phases.append(dict(budget, id=len(phases), measure=measure, size=side * side,
                                side=side, executor=executor,
-                               transports=[t for t in transports if t not in NO_EXECUTOR and
-                                           not (executor == 'events' and
-                                                t in SHM_SUBSCRIPTIONS)]))
+                               transports=[t for t in transports if t not in NO_EXECUTOR]))
     return {'gpu': gpu, 'phases': phases, 'shm_prefix': f'/jsr_bench_{os.getpid()}'}
 
 

@@ -1,6 +1,6 @@
 """Publish 30 RGB frames per second through shared memory: python3 camera_publisher.py."""
 
-from jetson_shm_ros import ShmPublisher
+from jetson_shm_ros import make_executor, ShmPublisher
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -26,8 +26,11 @@ class CameraPublisher(Node):
 def main():
     rclpy.init()
     node = CameraPublisher()
+    executor = make_executor()  # the EventsExecutor where rclpy has it (Jazzy on)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=1.0)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -1,6 +1,6 @@
 """Read the camera frames in place: python3 frame_subscriber.py."""
 
-from jetson_shm_ros import ShmSubscription
+from jetson_shm_ros import make_executor, ShmSubscription
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -24,8 +24,11 @@ class FrameSubscriber(Node):
 def main():
     rclpy.init()
     node = FrameSubscriber()
+    executor = make_executor()  # the EventsExecutor where rclpy has it (Jazzy on)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=1.0)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

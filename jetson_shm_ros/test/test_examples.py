@@ -38,8 +38,8 @@ def test_the_readme_shows_the_examples_verbatim():
         assert node_class + '\n```' in text, \
             f'README.md does not show the class of examples/{name} as it is'
         main = source[source.index('\ndef main'):]
-        for call in ('rclpy.init()', 'rclpy.spin(node)', 'node.destroy_node()',
-                     'rclpy.try_shutdown()'):
+        for call in ('rclpy.init()', 'make_executor()', 'executor.spin_once(timeout_sec=1.0)',
+                     'node.destroy_node()', 'rclpy.try_shutdown()'):
             assert call in main and f'`{call}`' in text, f'{name}: main() and README: {call}'
 
 

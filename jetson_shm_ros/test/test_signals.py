@@ -116,3 +116,46 @@ _fake.signal_self_and_wait(signal.SIGINT, 0.2)
 print('pending after a message class', signals.pending())
 """, str(msg_dir))
     assert code == 0 and 'pending after a message class True' in output, output
+
+
+def test_a_pending_signal_is_raised_in_the_main_thread_only(tmp_path):
+    # A KeyboardInterrupt in another thread would end that thread alone and the signal would be
+    # lost: raise_pending() leaves it pending there; raise_pending_in_task() (the endpoints'
+    # executor task) raises Interrupt, an Exception too, which rclpy's Task keeps and the
+    # executor re-raises in the spinning thread. Wakers run in the wake-up thread.
+    (tmp_path / 'fake_library.py').write_text(LIBRARY_MODULE)
+    code, output = _run("""
+import signal, sys, threading
+sys.path.insert(0, sys.argv[1])
+from jetson_shm_ros.process import signals
+import fake_library
+
+signals.add_library_dir(sys.argv[1])
+assert signals.install()
+woken_in = []
+signals.add_waker(lambda: woken_in.append(threading.current_thread().name))
+fake_library.signal_self_and_wait(signal.SIGINT, 0.2)
+outcome = []
+
+def in_a_worker(function):
+    try:
+        function()
+        outcome.append('nothing')
+    except signals.Interrupt as error:
+        outcome.append('Interrupt is KeyboardInterrupt %s, Exception %s' % (
+            isinstance(error, KeyboardInterrupt), isinstance(error, Exception)))
+
+for function in (signals.raise_pending, signals.raise_pending_in_task,
+                 signals.raise_pending_in_task):
+    worker = threading.Thread(target=in_a_worker, args=(function,))
+    worker.start()
+    worker.join()
+print('woken in', woken_in)
+print('outcome', outcome)
+print('pending after', signals.pending())
+""", str(tmp_path))
+    assert code == 0, output
+    assert "woken in ['jsr-signal-wakeup']" in output
+    assert ("outcome ['nothing', 'Interrupt is KeyboardInterrupt True, Exception True', "
+            "'nothing']") in output
+    assert 'pending after False' in output

@@ -9,6 +9,7 @@ from jetson_shm_ros.core.errors import OptionError
 from jetson_shm_ros.nodes.command_line import rcl_problem, RCLError, read_command_line
 from jetson_shm_ros.process import signals
 from jetson_shm_ros.process.runner import run_guarded, stop_requested
+from jetson_shm_ros.ros.executors import make_executor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -32,13 +33,20 @@ class RoleNode(Node):
 
 
 def _spin(node: Node) -> int:
-    # A signal wakes spin_once at once (the endpoints' guard condition) and is seen here: no
-    # exception crosses rclpy's executor (process.runner).
+    # make_executor(): the EventsExecutor where rclpy has it (ros.executors). A signal wakes
+    # spin_once at once (the endpoints hand the executor a task) and is seen here: no exception
+    # crosses rclpy's executor (process.runner). Always with a timeout: rclpy 9.1.2's
+    # EventsExecutor runs no timers in a spin_once without one.
+    executor = make_executor(context=node.context)
+    executor.add_node(node)
     try:
         while rclpy.ok() and not node.finished and not stop_requested():
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
     except ExternalShutdownException:
         return 1
+    finally:
+        # Teardown runs outside any executor, as it did after rclpy.spin_once(node).
+        executor.remove_node(node)
     return 0
 
 

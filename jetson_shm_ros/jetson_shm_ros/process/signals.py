@@ -1,20 +1,23 @@
 """
 SIGINT and SIGTERM for the whole process: one orderly stop, raised only where it is safe.
 
-install() puts one Python handler on both signals. The handler records the first signal and
-wakes whatever the process registered with add_waker() (the endpoints trigger a guard
-condition, so an executor blocked in its wait returns). It raises KeyboardInterrupt at once
-only when the main thread is in the user's own code; when it is inside rclpy, inside this
-library, or in the standard library called from either, raising there could leave a handle in
-use or a slot half written, so the signal stays pending and raise_pending() delivers it at the
-next safe point (an endpoint's guard-condition or descriptor callback, the next loan). Either
-way KeyboardInterrupt is raised once per process: a second signal, or one that arrives during
-teardown, is recorded and nothing more, so it cannot cut cleanup short. Nothing here shuts the
-middleware down; the program's own `finally` does (doc/lifecycle.md).
+install() puts one Python handler on both signals. The handler records the first signal. It
+raises KeyboardInterrupt at once only when the main thread is in the user's own code; when it
+is inside rclpy, inside this library, or in the standard library called from either, raising
+there could leave a handle in use or a slot half written, so the signal stays pending and
+raise_pending() delivers it at the next safe point (a task the endpoints ask the node's
+executor to run, a descriptor callback, the next loan). Either way KeyboardInterrupt is raised
+once per process, and only in the main thread (in another thread it would end that thread
+alone): a second signal, or one that arrives during teardown, is recorded and nothing more, so
+it cannot cut cleanup short. Nothing here shuts the middleware down; the program's own
+`finally` does (doc/lifecycle.md).
 
 The handler runs in the main thread, but only between bytecodes: a thread blocked in C (an
 rcl wait) would not see it. So a wake-up fd (signal.set_wakeup_fd) feeds a small thread that
-runs the wakers as soon as the signal arrives.
+runs what the process registered with add_waker() as soon as the signal arrives (the
+endpoints hand the executor spinning their node a task, so its wait returns). The wakers run
+in that thread only, never inside the handler: the handler may interrupt the main thread while
+it holds an executor's lock that a waker needs.
 
 At interpreter exit (atexit, after the program's own cleanup) both signals are set to SIG_IGN:
 Python would otherwise restore their default action while it tears down the middleware, and a
@@ -76,16 +79,47 @@ def installed() -> bool:
     return _State.installed
 
 
+class Interrupt(KeyboardInterrupt, Exception):
+    """
+    KeyboardInterrupt for a signal, raised in a thread other than the main one.
+
+    Also an Exception, so that rclpy's Task keeps it: a MultiThreadedExecutor runs tasks in its
+    workers and raises what a task raised from spin_once() in the thread that spins, where the
+    program's `except KeyboardInterrupt` catches it.
+    """
+
+
 def raise_pending() -> None:
     """
     Raise KeyboardInterrupt for a signal that arrived at an unsafe moment (once per process).
 
     Called at safe points: where an exception leaves nothing half done. Does nothing in a
-    process whose runner polls received() instead (install(deliver=False)).
+    process whose runner polls received() instead (install(deliver=False)), and outside the
+    main thread (the signal stays pending for the next safe point there).
     """
+    if threading.current_thread() is threading.main_thread() and _claim_pending():
+        raise KeyboardInterrupt
+
+
+def raise_pending_in_task() -> None:
+    """
+    Deliver a pending signal from a task an executor runs (the endpoints' wake-up).
+
+    In the main thread (a single-threaded or events executor) this is raise_pending(); in an
+    executor's worker thread it raises Interrupt, which the executor re-raises in the thread
+    that spins it.
+    """
+    if threading.current_thread() is threading.main_thread():
+        raise_pending()
+    elif _claim_pending():
+        raise Interrupt
+
+
+def _claim_pending() -> bool:
     if _State.deliver and pending():
         _State.delivered = True
-        raise KeyboardInterrupt
+        return True
+    return False
 
 
 def begin_teardown() -> None:
@@ -181,9 +215,7 @@ def _record(signum: int) -> None:
 
 def _on_signal(signum, frame) -> None:
     _State.count += 1
-    _record(signum)
-    for wake in list(_State.wakers):
-        _call(wake)
+    _record(signum)  # the wakers run in the wake-up thread (_read_wakeups), never here
     if _State.deliver and not _State.delivered and _in_user_code(frame):
         _State.delivered = True
         raise KeyboardInterrupt

@@ -1,6 +1,8 @@
 """What ShmPublisher and ShmSubscription share: backend, lifetime, signals, logs, diagnostics."""
 
 import os
+import threading
+import time
 from typing import Callable
 
 from jetson_shm_ros.core.backend import select_backend
@@ -11,6 +13,10 @@ import rclpy
 from rclpy.node import Node
 from rclpy.signals import (
     get_current_signal_handlers_options, SignalHandlerOptions, uninstall_signal_handlers)
+
+
+# How often a signal that arrived before the node was in an executor checks for one.
+_EXECUTOR_POLL_S = 0.02
 
 
 def take_over_signals() -> bool:
@@ -51,11 +57,39 @@ class Endpoint:
             self._closed = True  # nothing else was made: close() has nothing to do
             unroute_core_logs(self._log_handler)
             raise
-        # Triggered when a signal arrives, so an executor blocked in its wait returns and the
-        # callback delivers the signal as KeyboardInterrupt (process.signals).
-        self._signal_wake = node.create_guard_condition(signals.raise_pending)
-        signals.add_waker(self._signal_wake.trigger)
+        # Called when a signal arrives (process.signals' wake-up thread). No guard condition:
+        # rclpy's EventsExecutor refuses them.
+        signals.add_waker(self._wake_executor)
         _close_with_node(node, self)
+
+    def _wake_executor(self) -> None:
+        """
+        Have the executor spinning the node deliver a pending signal (process.signals).
+
+        Executor.create_task is thread-safe and wakes the executor's wait (Humble and later,
+        the EventsExecutor too); the task raises KeyboardInterrupt out of spin_once in the
+        thread that spins. For a node in no executor yet (a signal during start-up) a thread
+        waits until the node is added to one, unless a loan or descriptor delivers it first.
+        """
+        executor = self._node.executor
+        if executor is None:
+            threading.Thread(target=self._wake_once_in_executor, daemon=True,
+                             name='jsr-signal-executor-wait').start()
+            return
+        task = executor.create_task(signals.raise_pending_in_task)
+        # A MultiThreadedExecutor raises a worker's exception only when a later callback is
+        # dispatched: one more task, created when this one is done, is that callback.
+        task.add_done_callback(_nothing)
+
+    def _wake_once_in_executor(self) -> None:
+        while not self._closed and signals.pending():
+            if self._node.executor is not None:
+                try:
+                    self._wake_executor()
+                except Exception:  # an executor already shut down has nothing left to wake
+                    pass
+                return
+            time.sleep(_EXECUTOR_POLL_S)
 
     @property
     def closed(self) -> bool:
@@ -75,8 +109,7 @@ class Endpoint:
 
     def _close_endpoint(self) -> None:
         _forget_with_node(self._node, self)
-        signals.remove_waker(self._signal_wake.trigger)
-        self._node.destroy_guard_condition(self._signal_wake)
+        signals.remove_waker(self._wake_executor)
         if self._diagnostics is not None:
             self._diagnostics.close()
         unroute_core_logs(self._log_handler)
@@ -89,6 +122,10 @@ class Endpoint:
 
     def close(self) -> None:  # pragma: no cover - each endpoint defines it
         raise NotImplementedError
+
+
+def _nothing(*_) -> None:
+    pass
 
 
 def _close_with_node(node: Node, endpoint: Endpoint) -> None:

@@ -36,7 +36,8 @@ class ShmSubscription(Endpoint):
     a time, also under a MultiThreadedExecutor, but do not spin descriptor subscriptions with
     one: in rclpy it is 25-75 times slower per message, and descriptors a keep-last queue drops
     behind it are lost (counted as `counts['missed']`, never silently). Spin with
-    rclpy's SingleThreadedExecutor (jetson_shm_ros.ros.executors.make_executor()).
+    jetson_shm_ros.ros.executors.make_executor(): rclpy's EventsExecutor where it exists,
+    else its SingleThreadedExecutor.
 
     Shutdown (doc/lifecycle.md): after SIGINT/SIGTERM the next descriptor callback raises
     KeyboardInterrupt instead of mapping anything (once per process). A descriptor that arrives
