@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the lifecycle tests (shutdown, crashes, examples, every signal phase) ROUNDS times while
-# two CPU-bound processes load the machine; print `stress: N rounds, F failures` at the end.
+# Run the lifecycle tests (shutdown, crashes, examples, every signal phase, a signal under each
+# executor) ROUNDS times while two CPU-bound processes load the machine; print
+# `stress: N rounds, F failures` at the end.
 #   scripts/stress.sh [ROUNDS] [pytest files...]     (make stress ROUNDS=50)
 # Run it in the environment of scripts/env.sh (make stress does). Each round's log is kept in
 # $STRESS_LOG_DIR (default: a temporary directory); failed rounds are named at the end, with
@@ -12,8 +13,10 @@ ROUNDS="${1:-50}"
 shift || true
 TESTS=("$@")
 if [ "${#TESTS[@]}" -eq 0 ]; then
+  # The executors' case: a signal mid-spin under events, single and multi, both processes.
   TESTS=(test/test_shutdown.py test/test_crashes.py test/test_examples.py test/test_lifecycle.py
-         test/test_signals.py)
+         test/test_signals.py
+         test/test_executors.py::test_a_signal_mid_spin_ends_both_processes_cleanly)
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_DIR="${STRESS_LOG_DIR:-$(mktemp -d /tmp/jsr-stress.XXXXXX)}"
