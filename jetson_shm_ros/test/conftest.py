@@ -81,7 +81,9 @@ def context():
 
     ctx = rclpy.Context()
     # A domain of its own: other ROS 2 graphs on this host must not leak into the test.
-    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(100, 200))
+    from node_processes import domain_range
+    first, last = domain_range()
+    rclpy.init(context=ctx, domain_id=random.SystemRandom().randrange(first, last + 1))
     yield ctx
     rclpy.try_shutdown(context=ctx)
 

@@ -7,6 +7,7 @@ import random
 from api_fixtures import spin_until
 from jetson_shm_ros import ShmPublisher, ShmSubscription
 from jetson_shm_ros.core.errors import NoFreeSlot
+from node_processes import domain_range
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -55,7 +56,8 @@ def _publish_frames(shm_name, domain_id, drained, results):
 
 def test_a_lagging_subscription_is_never_handed_a_torn_frame(shm_name):
     """20,000 frames, latest, 2 slots, a callback that reads each frame again and again."""
-    domain_id = random.SystemRandom().randrange(100, 200)
+    first, last = domain_range()
+    domain_id = random.SystemRandom().randrange(first, last + 1)
     ctx = multiprocessing.get_context('spawn')
     drained, results = ctx.Event(), ctx.Queue()
     child = ctx.Process(target=_publish_frames, args=(shm_name, domain_id, drained, results))
