@@ -239,3 +239,38 @@ def test_full_dev_shm_at_startup_is_one_clear_error(processes, shm_name):
     consumer.wait_for(r'status: received=\d+ verified=[1-9]')
     assert producer.interrupt() == 0 and consumer.interrupt() == 0
     assert not os.path.exists(SHM_DIR + shm_name)
+
+
+FAILING_NODE = """
+import rclpy
+from jetson_shm_ros.nodes.ros_common import RoleNode, run_node
+
+
+class FailingNode(RoleNode):
+    def __init__(self, **kwargs):
+        super().__init__('failing_node', **kwargs)
+        self.create_publisher(__import__('std_msgs.msg').msg.String, 'x', 1)
+        raise RuntimeError('no room for the segment')
+
+    def destroy_node(self):
+        print('destroy_node', flush=True)
+        return super().destroy_node()
+
+
+shutdown = rclpy.try_shutdown
+rclpy.try_shutdown = lambda *a, **k: (print('try_shutdown', flush=True), shutdown(*a, **k))
+raise SystemExit(run_node(FailingNode, []))
+"""
+
+
+def test_a_node_whose_constructor_fails_is_destroyed_before_rclpy_shuts_down():
+    # Left to rclpy.try_shutdown, the half-made node is destroyed from the context's weak list
+    # as an orphan: a start-up failure once crashed there (SIGSEGV, nodes.ros_common).
+    result = subprocess.run([sys.executable, '-c', FAILING_NODE], env=isolated_env(),
+                            capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert '[FATAL] no room for the segment' in output and 'Traceback' not in output, output
+    markers = ('destroy_node', 'try_shutdown')
+    lines = [line for line in result.stdout.splitlines() if line in markers]
+    assert lines == ['destroy_node', 'try_shutdown'], output
