@@ -137,8 +137,14 @@ WIRE_FIELDS = ('shm_name', 'incarnation', 'slot', 'sequence', 'offset', 'nbytes'
                'shape', 'encoding', 'checksum', 'checksum_valid', 'memory_kind',
                'cuda_ipc_handle', 'cuda_event_handle')
 _BYTE_FIELDS = ('cuda_ipc_handle', 'cuda_event_handle')
+# The wire fields that change from frame to frame of one stream; the rest (STREAM_FIELDS) stay
+# while the producer keeps its segment, so a sender can reuse one message for them.
+FRAME_FIELDS = ('slot', 'sequence', 'offset', 'checksum')
+STREAM_FIELDS = tuple(name for name in WIRE_FIELDS if name not in FRAME_FIELDS)
 NS_PER_S = 1_000_000_000
 _wire_fields = attrgetter(*WIRE_FIELDS)
+stream_fields = attrgetter(*STREAM_FIELDS)
+frame_fields = attrgetter(*FRAME_FIELDS)
 
 
 def to_wire(desc: Descriptor, byte_sequence=bytes) -> dict:

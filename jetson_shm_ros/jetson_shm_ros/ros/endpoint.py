@@ -9,6 +9,7 @@ from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, HardwareId, Report
 from jetson_shm_ros.ros.logs import route_core_logs, unroute_core_logs
+from jetson_shm_ros.ros.stamps import NodeClock
 import rclpy
 from rclpy.node import Node
 from rclpy.signals import (
@@ -51,10 +52,12 @@ class Endpoint:
         take_over_signals()
         # The core logs through `logging`; show its lines in this node's log.
         self._log_handler = route_core_logs(node)
+        self._clock = NodeClock(node)
         try:
             self.backend = select_backend(backend, mode)
         except BaseException:
             self._closed = True  # nothing else was made: close() has nothing to do
+            self._clock.close()
             unroute_core_logs(self._log_handler)
             raise
         # Called when a signal arrives (process.signals' wake-up thread). No guard condition:
@@ -112,6 +115,7 @@ class Endpoint:
         signals.remove_waker(self._wake_executor)
         if self._diagnostics is not None:
             self._diagnostics.close()
+        self._clock.close()
         unroute_core_logs(self._log_handler)
 
     def __enter__(self):

@@ -10,7 +10,7 @@ from jetson_shm_ros.core.errors import NoFreeSlot
 from jetson_shm_ros.core.frame_producer import FrameProducer, SlotWrite
 from jetson_shm_ros.process import signals
 from jetson_shm_ros.ros.arguments import publisher_arguments
-from jetson_shm_ros.ros.conversion import to_msg
+from jetson_shm_ros.ros.conversion import MessageCache
 from jetson_shm_ros.ros.diagnostics import LatencyWindow, OK, RateMeter, Report, WARN
 from jetson_shm_ros.ros.endpoint import Endpoint
 from jetson_shm_ros.ros.middleware import (
@@ -136,6 +136,7 @@ class ShmPublisher(Endpoint):
         self.counters: Counter = Counter(no_free_slot=0, aborted=0, after_shutdown=0)
         self._loaned = False
         self._latency = LatencyWindow()
+        self._messages = MessageCache()
         self._rate = RateMeter()
         self._reported = Counter()
         frames = self._frames
@@ -326,16 +327,16 @@ class ShmPublisher(Endpoint):
 
     def _commit(self, write: SlotWrite, stamp_ns: Optional[int], frame_id: str) -> None:
         # /diagnostics latency: from the commit (device synchronized, sequence even) until the
-        # RMW has taken the descriptor. One node clock read a frame (~6 us): the stamp.
+        # RMW has taken the descriptor. One node clock read a frame: the stamp.
         began = time.monotonic_ns()
         if not self._node.context.ok():
             self._frames.abort(write)
             self.counters['after_shutdown'] += 1
             return
-        now = self._node.get_clock().now().nanoseconds
+        now = self._clock.now_ns()
         desc = self._frames.commit(write, now if stamp_ns is None else stamp_ns, frame_id)
         try:
-            self._publisher.publish(to_msg(desc))
+            self._publisher.publish(self._messages.to_msg(desc))
         except Exception:
             if self._node.context.ok():
                 raise

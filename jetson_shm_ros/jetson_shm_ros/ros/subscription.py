@@ -162,7 +162,7 @@ class ShmSubscription(Endpoint):
             status = self._frames.handle(from_msg(msg))
         if status in (VERIFIED, UNVERIFIED):
             stamp = msg.header.stamp
-            self._latency.add(self._node.get_clock().now().nanoseconds -
+            self._latency.add(self._clock.now_ns() -
                               (stamp.sec * 1_000_000_000 + stamp.nanosec))
         return status
 
