@@ -12,6 +12,7 @@ import re
 import unittest
 import uuid
 
+from node_processes import domain_range
 import pytest
 
 REASON = ('launch_testing/launch_ros are not installed (they come with ROS 2 from apt, e.g. '
@@ -71,7 +72,7 @@ def generate_test_description():
             'shm_name': SHM_NAME, 'namespace': 'jsr_launch_test'}.items())
     return launch.LaunchDescription([
         launch_actions.SetEnvironmentVariable(
-            'ROS_DOMAIN_ID', str(random.SystemRandom().randrange(100, 200))),
+            'ROS_DOMAIN_ID', str(random.SystemRandom().randint(*domain_range()))),
         launch_actions.SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'),
         demo,
         launch_testing_actions.ReadyToTest(),
