@@ -25,7 +25,7 @@ PRODUCER_STEPS = [
     ('backend', 'synchronize', 'device synchronize'),
     ('pool', 'end_write', 'sequence even, claim dropped'),
     ('backend', 'ipc_handles', 'CUDA IPC handles'),
-    ('publisher_module', 'to_msg', 'descriptor -> DataDescriptor message'),
+    ('messages', 'to_msg', 'descriptor -> DataDescriptor message'),
     ('rclpy', 'publish', 'rclpy publish (serialize, hand to the RMW)'),
 ]
 CONSUMER_STEPS = [
@@ -96,7 +96,6 @@ def main() -> int:
     from rclpy.node import Node
     from jetson_shm_ros import ShmPublisher, ShmSubscription
     import jetson_shm_ros.core.frame_consumer as consumer_module
-    import jetson_shm_ros.ros.publisher as publisher_module
     import jetson_shm_ros.ros.subscription as subscription_module
 
     rclpy.init()
@@ -155,7 +154,7 @@ def main() -> int:
             one_frame(False)
         segment = sub.frame_consumer._segments[pub.shm_name]
         producer_owners = {'frames': pub.frame_producer, 'backend': pub.backend,
-                           'pool': pub.frame_producer.pool, 'publisher_module': publisher_module,
+                           'pool': pub.frame_producer.pool, 'messages': pub._messages,
                            'rclpy': pub._publisher}
         pub._publisher.publish = lambda msg: (sent.append(msg), rclpy_publish(msg))[1]
         _wrap(producer_owners, PRODUCER_STEPS, totals, 'producer')
