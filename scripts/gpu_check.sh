@@ -16,11 +16,11 @@ case "$PYTHON" in /*) ;; *) PYTHON="$PWD/$PYTHON" ;; esac
 export PYTHONPATH="$ROOT/jetson_shm_ros${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 
-# The core needs its atomics extension (jetson_shm_ros.core._atomics): build it beside the sources.
-echo "== build jetson_shm_ros.core._atomics in place"
+# The package's C extensions (core._atomics, process._deadline): build them beside the sources.
+echo "== build the C extensions in place"
 build_temp="$(mktemp -d)"  # keeps the checkout free of build/ files
 (cd "$ROOT/jetson_shm_ros" && "$PYTHON" setup.py -q build_ext --inplace --build-temp "$build_temp") || {
-  echo "gpu_check: cannot build the atomics extension (needs gcc, setuptools and Python.h)"; exit 1; }
+  echo "gpu_check: cannot build the C extensions (needs gcc, setuptools and Python.h)"; exit 1; }
 rm -rf "$build_temp"
 
 echo "== GPU"

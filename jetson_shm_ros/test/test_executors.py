@@ -110,3 +110,47 @@ def test_a_signal_mid_spin_ends_both_processes_cleanly(tmp_path, kind, signum):
         text = logs[role].read_text()
         assert 'Traceback' not in text and 'interrupted' in text, f'{kind} {role}:\n{text}'
     assert not project_segments(segment), 'segment left behind'
+
+
+@pytest.mark.parametrize('teardown', ['hang', 'slow'])
+def test_only_a_teardown_stuck_in_rclpy_is_cut_short_after_a_signal(tmp_path, teardown):
+    """
+    A program whose rclpy destroy_node never returns after a signal still exits 0 (bounded).
+
+    'hang': destroy_node blocks inside rclpy, as the Fast DDS deadlock does: the process ends
+    with exit 0 and one [ERROR] line, the segment already gone. 'slow': the program's own
+    cleanup takes longer than the bound: it is left alone and finishes.
+    """
+    env = isolated_env(JSR_TEST_TEARDOWN=teardown)
+    namespace = f'jsr_test_{uuid.uuid4().hex[:10]}'
+    segment = f'jetson_shm_ros.{namespace}.executor_publisher'
+    logs = {role: tmp_path / f'{role}.log' for role in ('pub', 'sub')}
+    started = {}
+    try:
+        for role in ('sub', 'pub'):
+            with open(logs[role], 'w') as log:
+                started[role] = subprocess.Popen(
+                    [sys.executable, PEERS, role, 'single', '--ros-args', '-r',
+                     f'__ns:=/{namespace}'], env=env if role == 'pub' else isolated_env(
+                        ROS_DOMAIN_ID=env['ROS_DOMAIN_ID']),
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=default_signals)
+        deadline = time.monotonic() + DEADLINE_S
+        while len(re.findall(r'frame seq=', logs['sub'].read_text())) < 3 and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        started['pub'].send_signal(signal.SIGINT)
+        code = started['pub'].wait(EXIT_TIMEOUT_S)
+        text = logs['pub'].read_text()
+        assert code == 0, text
+        assert 'interrupted' in text and 'Traceback' not in text, text
+        assert not project_segments(segment), 'segment left behind'
+        if teardown == 'hang':
+            assert 'teardown did not finish within 10 s' in text, text
+        else:
+            assert 'cleanup done' in text and 'teardown did not finish' not in text, text
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -1,14 +1,13 @@
 """What the package's nodes share: main(), and the node side of a process.roles role."""
 
-import os
 import sys
-import threading
 from typing import Callable
 
 from jetson_shm_ros.core.errors import OptionError
 from jetson_shm_ros.nodes.command_line import rcl_problem, RCLError, read_command_line
 from jetson_shm_ros.process import signals
 from jetson_shm_ros.process.runner import run_guarded, stop_requested
+from jetson_shm_ros.process.teardown import end_after
 from jetson_shm_ros.ros.executors import make_executor
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -54,29 +53,9 @@ class _State:
     watchdog = None  # the running teardown watchdog (_stop), cancelled once all is done
 
 
-# How long a node's teardown may take before the process ends without the middleware. Fast DDS
-# 3.2.3 can deadlock while a reader is destroyed: its event thread waits for the PDP mutex that a
-# receive thread holds while it waits for the event thread (gdb stacks in doc/lifecycle.md).
-# Our cleanup (segment unlinked, slots released) comes first and takes well under a second.
-TEARDOWN_LIMIT_S = 10.0
-
-
-def _end_if_teardown_hangs(node: Node) -> threading.Timer:
-    def give_up():
-        print(f'[ERROR] teardown did not finish within {TEARDOWN_LIMIT_S:g} s, inside the '
-              'middleware (a Fast DDS deadlock, doc/lifecycle.md); exiting without it',
-              file=sys.stderr, flush=True)
-        sys.stdout.flush()  # os._exit skips it: the node's last lines must not be lost
-        os._exit(node.exit_code)
-
-    watchdog = threading.Timer(TEARDOWN_LIMIT_S, give_up)
-    watchdog.daemon = True
-    watchdog.start()
-    return watchdog
-
-
 def _stop(node: Node, interrupted: bool) -> int:
-    _State.watchdog = _end_if_teardown_hangs(node)
+    # Fast DDS can deadlock in teardown (process.teardown): the node's whole teardown is bounded.
+    _State.watchdog = end_after(lambda: node.exit_code)
     node.shutdown()
     exit_code = node.exit_code
     node.destroy_node()

@@ -7,6 +7,7 @@ from typing import Callable
 
 from jetson_shm_ros.core.backend import select_backend
 from jetson_shm_ros.process import signals
+from jetson_shm_ros.process.teardown import end_if_main_thread_stuck
 from jetson_shm_ros.ros.diagnostics import EndpointDiagnostics, HardwareId, Report
 from jetson_shm_ros.ros.logs import route_core_logs, unroute_core_logs
 from jetson_shm_ros.ros.stamps import NodeClock
@@ -18,6 +19,16 @@ from rclpy.signals import (
 
 # How often a signal that arrived before the node was in an executor checks for one.
 _EXECUTOR_POLL_S = 0.02
+_RCLPY_DIR = os.path.dirname(os.path.abspath(rclpy.__file__)) + os.sep
+
+
+def in_rclpy_teardown(frame) -> bool:
+    """Tell whether a thread's innermost Python frame is rclpy destroying or shutting down."""
+    if frame is None:
+        return False
+    name = frame.f_code.co_name
+    return os.path.abspath(frame.f_code.co_filename).startswith(_RCLPY_DIR) and \
+        ('destroy' in name or 'shutdown' in name)
 
 
 def take_over_signals() -> bool:
@@ -148,6 +159,10 @@ def _close_with_node(node: Node, endpoint: Endpoint) -> None:
         def close_then_destroy(*args, **kwargs):
             for each in reversed(list(endpoints)):  # the newest first, as before
                 each.close()
+            if signals.received():
+                # Stopping on a signal, every segment already unlinked: the middleware's
+                # teardown must not hang the program (process.teardown: a Fast DDS deadlock).
+                end_if_main_thread_stuck(in_rclpy_teardown)
             return destroy_node(*args, **kwargs)
 
         node.destroy_node = close_then_destroy
