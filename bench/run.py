@@ -36,6 +36,11 @@ BIG_ROS_MSG = 64 << 20
 # The executor dimension: the subscriber spins each of these in phases of their own at the
 # smallest size (the default phases use 'single').
 EXECUTOR_PHASES = ('events', 'multi')
+# rclpy's MultiThreadedExecutor (before the fix of ros2/rclpy#1452, e.g. Kilted's 9.1.2) spins
+# hot while a callback waits in its thread pool: 25 to 250 ms a frame. Its phases stop after
+# MULTI_BUDGET_S once they have MULTI_MIN_SAMPLES per series (doc/performance.md).
+MULTI_MIN_SAMPLES, MULTI_BUDGET_S = 30, 20.0
+MULTI_FRAME_S = 0.07
 # For the run-length estimate: seconds per frame = FRAME_S + bytes * NS_PER_BYTE / 1e9.
 FRAME_S = 0.0012
 NS_PER_BYTE = {'ros_msg': 5.0, 'cpu': 0.5, 'cpu_sum': 0.5, 'iceoryx2': 0.4, 'pinned': 0.15,
@@ -84,9 +89,12 @@ def make_plan(transports, sizes, measures, budget: dict, gpu: bool,
                 phases.append(phase)
     side = int(round(min(sizes) ** 0.5))
     for executor in executors:
+        bounded = {'n_min': min(budget['n_min'], MULTI_MIN_SAMPLES),
+                   'budget_s': max(budget['budget_s'], MULTI_BUDGET_S)} \
+            if executor == 'multi' else {}
         for measure in [m for m in measures if m != 'throughput']:
             phases.append(dict(budget, id=len(phases), measure=measure, size=side * side,
-                               side=side, executor=executor,
+                               side=side, executor=executor, **bounded,
                                transports=[t for t in transports if t not in NO_EXECUTOR]))
     return {'gpu': gpu, 'phases': phases, 'shm_prefix': f'/jsr_bench_{os.getpid()}'}
 
@@ -98,11 +106,18 @@ def estimate_s(plan: dict) -> float:
         if phase['measure'] == 'throughput':
             total += phase['duration_s'] + 1.0
             continue
-        frames = phase['n_max'] + phase['warmup'] if phase.get('hard_budget_s') is None else \
-            min(phase['n_max'] + phase['warmup'],
-                phase['hard_budget_s'] / FRAME_S)
-        total += 1.0 + sum(frames * (FRAME_S + phase['size'] * NS_PER_BYTE.get(t, 0.5) / 1e9)
-                           for t in phase['transports'])
+        count = len(phase['transports'])
+        frame_s = MULTI_FRAME_S if phase.get('executor') == 'multi' else FRAME_S
+        seconds = count * (phase['n_max'] + phase['warmup']) * frame_s + sum(
+            (phase['n_max'] + phase['warmup']) * phase['size'] * NS_PER_BYTE.get(t, 0.5) / 1e9
+            for t in phase['transports'])
+        # A phase ends at its budget once it has n_min samples per series (or 3, past
+        # hard_budget_s).
+        least = count * (phase['n_min'] + phase['warmup']) * frame_s
+        seconds = min(seconds, max(least, phase['budget_s']))
+        if phase.get('hard_budget_s') is not None:
+            seconds = min(seconds, max(phase['hard_budget_s'], 3 * count * frame_s))
+        total += 1.0 + seconds
     return total
 
 
