@@ -34,8 +34,9 @@ class ShmSubscription(Endpoint):
     callback does; an exception from it propagates as from any rclpy callback (counted as
     `callback_errors`, never as an invalid descriptor). Callbacks of one subscription run one at
     a time, also under a MultiThreadedExecutor, but do not spin descriptor subscriptions with
-    one: in rclpy it is 25-75 times slower per message, and descriptors a keep-last queue drops
-    behind it are lost (counted as `counts['missed']`, never silently). Spin with
+    one: in rclpy it is 25-75 times slower per message (an rclpy bug, ros2/rclpy#1452), and
+    descriptors a keep-last queue drops behind it are lost (counted as `counts['missed']`,
+    never silently). Spin with
     jetson_shm_ros.ros.executors.make_executor(): rclpy's EventsExecutor where it exists,
     else its SingleThreadedExecutor.
 
