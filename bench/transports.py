@@ -162,7 +162,11 @@ class ShmFramePublisher:
         self._pub = ShmPublisher(node, topic, dtype='uint8', shape=[side, side], slots=SLOTS,
                                  policy='reliable', required_readers=1, backend=backend,
                                  mode=mode, encoding='mono8', shm_name=shm_name,
-                                 checksum=measure != 'handover' and transport != 'cpu_sum')
+                                 checksum=measure != 'handover' and transport != 'cpu_sum',
+                                 # The subscriber subscribes after this, when told to; the
+                                 # phase's handshake waits for the match (5 s a publisher
+                                 # otherwise, two thirds of a GPU run's length).
+                                 discovery_timeout_s=0.0)
         # Only end to end rewrites the frame each time (its checksum must be the new bytes');
         # cpu_sum, like iceoryx2, also in throughput (its subscriber checks the bytes sent).
         self._with_sum = transport == 'cpu_sum'
