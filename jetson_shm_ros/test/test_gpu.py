@@ -132,6 +132,26 @@ def test_kernels_match_the_cpu_for_every_size_and_alignment():
                 assert int(scratch[0]) == checksum_words(data), \
                     f'checksum of {nbytes} B at +{shift}'
                 assert int(scratch[1]) == 0, 'the block counter is reset for the next launch'
+                # What the backend reads: the result the kernel stores in mapped host memory.
+                assert backend.checksum_device(address, nbytes) == checksum_words(data), \
+                    f'checksum of {nbytes} B at +{shift}, read from the host word'
+    finally:
+        backend.close()
+
+
+@needs_gpu
+@pytest.mark.parametrize('pointer', ['auto', 'device'])
+def test_the_checksum_result_word_is_rewritten_every_launch(pointer):
+    backend = _gpu('cuda_ipc', pointer=pointer)
+    try:
+        buf = cupy.zeros(4096, dtype=cupy.uint8)
+        results = []
+        for value in (0, 1, 255, 7, 0):
+            buf.fill(value)
+            cupy.cuda.Device().synchronize()
+            results.append(backend.checksum_device(buf.data.ptr, buf.nbytes))
+        word = sum(v << (8 * k) for k, v in enumerate([1, 1, 1, 1]))
+        assert results == [0, 1024 * word, 1024 * 255 * word, 1024 * 7 * word, 0]
     finally:
         backend.close()
 

@@ -30,6 +30,7 @@ import weakref
 from jetson_shm_ros.core.array_source import check_fits, device_view, HOST, host_view, location
 from jetson_shm_ros.core.backend_protocol import MODES
 from jetson_shm_ros.core.cuda.device import DeviceInfo
+from jetson_shm_ros.core.cuda.host_word import HostWord
 from jetson_shm_ros.core.cuda.kernels import kernels_for
 from jetson_shm_ros.core.cuda.regions import IpcRegion, PinnedRegion, Region
 from jetson_shm_ros.core.cuda.runtime import call, import_cupy
@@ -77,6 +78,7 @@ class GpuBackend:
         self._regions: Dict[object, Region] = {}
         self._work = WorkStream(cp, self.device_id)
         self._scratch = self._kernels.make_scratch()
+        self._result = HostWord(cp, self.device_id, self._use_device_pointer)
         self._staging = CopyStaging(cp, self.device_id, self._work)  # used in copy mode
         self._sources: List[object] = []  # copy_into sources our stream may still read
         # (region, slot address, nbytes, device address): a device array copy_into queued into
@@ -205,7 +207,6 @@ class GpuBackend:
         """Return the payload's checksum, computed on the GPU (see core.payload.checksum_words)."""
         source = self._device_source(segment, offset, nbytes)
         region, address = self._ordered(segment, offset, nbytes)
-        stream = self._work.stream
         if isinstance(region, PinnedRegion) and nbytes <= HOST_CHECKSUM_MAX_BYTES:
             if region.writable:
                 self._work.synchronize()  # the writes queued so far (and joined) have landed
@@ -216,11 +217,7 @@ class GpuBackend:
             address = self._staging.copy_in(region, address, nbytes)
         else:
             self._work.wait_for_writer(region)
-        call('checksum kernel launch', self._kernels.checksum_async, address, nbytes,
-             self._scratch, stream)
-        result = call('checksum result (cudaMemcpyAsync + cudaStreamSynchronize)',
-                      self._scratch[:1].get, stream)
-        return int(result[0])
+        return self.checksum_device(address, nbytes)
 
     def synchronize(self) -> None:
         """Finish every write: staged copies, the caller's current stream, our stream."""
@@ -253,6 +250,7 @@ class GpuBackend:
             self.closed = True
             self._regions.clear()
             self._staging.release()
+            self._result.close()
             self._staging = self._work = self._scratch = None
             self._sources.clear()
 
@@ -263,6 +261,17 @@ class GpuBackend:
             pass
 
     # Extras for tools and tests.
+
+    def checksum_device(self, address: int, nbytes: int) -> int:
+        """
+        Return the checksum of device-addressable bytes, after the work queued on our stream.
+
+        One kernel launch that stores the result in mapped host memory, one synchronize.
+        """
+        call('checksum kernel launch', self._kernels.checksum_async, address, nbytes,
+             self._scratch, self._work.stream, self._result.device_address)
+        self._work.synchronize()
+        return self._result.read()
 
     def device_address(self, segment, offset: int, nbytes: int) -> int:
         """Return the device address of segment bytes [offset, offset + nbytes)."""

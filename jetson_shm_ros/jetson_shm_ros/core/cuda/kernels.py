@@ -7,7 +7,9 @@ into the device (zero-copy), on CUDA IPC device memory, and on private device bu
 - `checksum`: the payload's checksum exactly as core.payload.checksum_words computes it (LE
   uint32 words, the tail zero-padded, summed modulo 2**64). 16-byte loads, several in flight
   per thread, a shared-memory reduction per block, and the last block to finish adds the
-  block sums (one kernel launch, no memset, no host round trip before the result).
+  block sums (one kernel launch, no memset, no host round trip before the result). That block
+  can also store the result straight into mapped host memory (core.cuda.host_word), so the
+  host reads it after one stream synchronize, without a copy back.
 - `fill`: exactly the bytes of core.payload.fill_pattern: word i = (i + frame * 0x9E3779B1)
   mod 2**32, tail bytes = frame & 0xff, stored 16 bytes at a time.
 
@@ -82,9 +84,9 @@ __device__ __forceinline__ u64 block_sum(u64 acc, u64* partial) {
 }
 
 // scratch[0]: the result; scratch[1]: blocks finished (0 between launches); scratch[2 + b]:
-// block b's sum. The last block to finish adds the block sums, stores the result and resets
-// the counter, so a launch needs no memset before it.
-__device__ __forceinline__ void finish_sum(u64 acc, u64* scratch) {
+// block b's sum. The last block to finish adds the block sums, stores the result (also at
+// `host`, mapped host memory, unless 0) and resets the counter, so a launch needs no memset.
+__device__ __forceinline__ void finish_sum(u64 acc, u64* scratch, u64 host) {
     __shared__ u64 partial[32];
     __shared__ bool last;
     const u64 total = block_sum(acc, partial);
@@ -102,12 +104,14 @@ __device__ __forceinline__ void finish_sum(u64 acc, u64* scratch) {
     sum = block_sum(sum, partial);
     if (threadIdx.x == 0) {
         scratch[0] = sum;
+        if (host) *(volatile u64*)host = sum;
         scratch[1] = 0;
     }
 }
 
 // Payload at a 16-byte aligned address.
-extern "C" __global__ void checksum16(u64 address, u64 nbytes, u64 scratch_address) {
+extern "C" __global__ void checksum16(u64 address, u64 nbytes, u64 scratch_address,
+                                      u64 host_address) {
     const uint4* p = (const uint4*)address;
     const u64 nvec = nbytes >> 4;
     const u64 stride = (u64)gridDim.x * blockDim.x;
@@ -128,17 +132,18 @@ extern "C" __global__ void checksum16(u64 address, u64 nbytes, u64 scratch_addre
         const u32 rest = (u32)(nbytes & 15);
         for (u32 k = 0; k < rest; ++k) acc += (u64)tail[k] << (8 * (k & 3));
     }
-    finish_sum(acc, (u64*)scratch_address);
+    finish_sum(acc, (u64*)scratch_address, host_address);
 }
 
 // Any address: byte k of the payload adds byte << (8 * (k % 4)), the same sum.
-extern "C" __global__ void checksum_bytes(u64 address, u64 nbytes, u64 scratch_address) {
+extern "C" __global__ void checksum_bytes(u64 address, u64 nbytes, u64 scratch_address,
+                                          u64 host_address) {
     const unsigned char* p = (const unsigned char*)address;
     const u64 stride = (u64)gridDim.x * blockDim.x;
     u64 acc = 0;
     for (u64 k = (u64)blockIdx.x * blockDim.x + threadIdx.x; k < nbytes; k += stride)
         acc += (u64)p[k] << (8 * (k & 3));
-    finish_sum(acc, (u64*)scratch_address);
+    finish_sum(acc, (u64*)scratch_address, host_address);
 }
 
 // Payload at a 16-byte aligned address: word i = i + offset (mod 2**32), tail bytes = tail.
@@ -234,18 +239,21 @@ class Kernels(KernelModule):
         with cp.cuda.Device(self.device_id):
             return cp.zeros(2 + self.sm_count * self.blocks_per_sm, dtype=cp.uint64)
 
-    def checksum_async(self, address: int, nbytes: int, scratch, stream) -> None:
+    def checksum_async(self, address: int, nbytes: int, scratch, stream,
+                       host_address: int = 0) -> None:
         """
         Queue the checksum of [address, address + nbytes); the result lands in scratch[0].
 
         :param scratch: from make_scratch(); launches that share one must share a stream
+        :param host_address: device address of a mapped host word that gets the result too
+            (a core.cuda.host_word.HostWord), or 0
         """
         if address % 16 == 0:
             name, items = 'checksum16', max(1, nbytes // 16)
         else:
             name, items = 'checksum_bytes', nbytes
         self._launch(name, items, (np.uint64(address), np.uint64(nbytes),
-                                   np.uint64(scratch.data.ptr)), stream)
+                                   np.uint64(scratch.data.ptr), np.uint64(host_address)), stream)
 
     def fill_async(self, address: int, nbytes: int, frame: int, stream) -> None:
         """Queue core.payload.fill_pattern's bytes of `frame` into [address, address + nbytes)."""
