@@ -79,10 +79,14 @@ def _issue16(document: dict, check, small: int, sizes: list) -> None:
         if not (ours and peer):
             continue
         if 'pub_side_p50_ms' in ours and 'pub_side_p50_ms' in peer:
+            # The limit below ours: rclpy publishing an empty descriptor, in the same phase.
+            empty = _find(document, 'descriptor', size, 'e2e') or {}
+            floor_text = f'; an empty descriptor\'s publish alone {empty["pub_side_p50_ms"]:.3f}' \
+                if 'pub_side_p50_ms' in empty else ''
             check(f'publisher side (loan -> fill -> commit) at {size_label(size)} <= 1.15x '
                   "iceoryx2's", ours['pub_side_p50_ms'] / peer['pub_side_p50_ms'], 1.15, True,
                   f'{{:.2f}}x ({ours["pub_side_p50_ms"]:.3f} vs {peer["pub_side_p50_ms"]:.3f} '
-                  'ms)')
+                  f'ms{floor_text})')
         if size >= 16 * MIB:
             check(f'end to end, subscriber reading every byte, at {size_label(size)} <= 1.2x '
                   "iceoryx2's", ours['p50_ms'] / peer['p50_ms'], 1.2, True,

@@ -22,7 +22,8 @@ has read and checked every byte of it (end to end, throughput).
   subscriber summing every byte: the peer to compare with.
 
 Every shared-memory publisher (and iceoryx2's) also keeps pub_side_ns: loan -> fill -> commit
-(send) returned, for the frame just sent.
+(send) returned, for the frame just sent; ros_msg and descriptor keep building their message
+and rclpy's publish returned (an empty descriptor's: the publisher side's floor in rclpy).
 """
 
 import time
@@ -94,6 +95,7 @@ class RosMsgPublisher:
         self._image, self._side, self._sources = Image, side, sources
         self._sent = 0
         self._pub = node.create_publisher(Image, topic, data_qos())
+        self.pub_side_ns = 0
 
     def matched(self) -> bool:
         """Tell whether the subscriber was discovered."""
@@ -103,6 +105,7 @@ class RosMsgPublisher:
         """Build the message from the source array and publish it."""
         index = self._sources.pick(self._sent)
         self._sent += 1
+        began = time.perf_counter_ns()
         t0 = time.monotonic_ns()
         if self._sources.device is not None:
             host = self._sources.device[index].get()  # a GPU frame must come down first
@@ -113,6 +116,7 @@ class RosMsgPublisher:
         msg.header.frame_id = f'{k}:{self._sources.checksums[index]}'
         msg.data.frombytes(host.reshape(-1))
         self._pub.publish(msg)
+        self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
     def close(self) -> None:
@@ -126,17 +130,20 @@ class DescriptorPublisher:
         from jetson_shm_ros_interfaces.msg import DataDescriptor
         self._msg = DataDescriptor
         self._pub = node.create_publisher(DataDescriptor, topic, data_qos())
+        self.pub_side_ns = 0
 
     def matched(self) -> bool:
         """Tell whether the subscriber was discovered."""
         return self._pub.get_subscription_count() > 0
 
     def send(self, k: int) -> int:
-        """Publish an empty descriptor that names frame k."""
+        """Publish an empty descriptor that names frame k (the publisher side's floor)."""
+        began = time.perf_counter_ns()
         t0 = time.monotonic_ns()
         msg = self._msg()
         msg.header.frame_id = str(k)
         self._pub.publish(msg)
+        self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
     def close(self) -> None:
