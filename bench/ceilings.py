@@ -114,7 +114,19 @@ def _gpu() -> dict:
             capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
     except (OSError, IndexError, subprocess.SubprocessError):
         info['driver'] = ''
+    info['mps'] = mps_on()
     return info
+
+
+def mps_on() -> bool:
+    """
+    Tell whether this process's CUDA work goes through an MPS daemon (scripts/gpu_mps.sh).
+
+    Then all processes share one GPU context, which changes what a GPU hand-over between
+    processes costs (bench.gpu_costs).
+    """
+    pipes = os.environ.get('CUDA_MPS_PIPE_DIRECTORY', '')
+    return bool(pipes) and os.path.exists(os.path.join(pipes, 'control'))
 
 
 def machine() -> dict:
@@ -133,6 +145,8 @@ def machine_slug(info: dict) -> str:
     """Return a file-name label: the GPU name, else CPU cores and arch (BENCH_MACHINE first)."""
     label = os.environ.get('BENCH_MACHINE') or info['gpu'].get('name') or \
         f'cpu-{info["cores"]}core-{info["arch"]}'
+    if info['gpu'].get('mps'):
+        label += '-mps'
     return re.sub(r'[^a-z0-9]+', '-', label.lower()).strip('-')
 
 

@@ -149,7 +149,9 @@ def main(argv=None) -> int:
     parser.add_argument('--rounds', type=int, default=2000)
     args = parser.parse_args(argv)
     figures = measure(args.bytes, args.rounds)
-    print(f'| GPU step, {args.bytes} B in device memory | median us |')
+    from bench.ceilings import mps_on
+    print(f'| GPU step, {args.bytes} B in device memory'
+          f'{", CUDA MPS on" if mps_on() else ""} | median us |')
     print('|---|---|')
     for name, value in figures.items():
         print(f'| {name} | {value:.1f} |')

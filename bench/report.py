@@ -140,7 +140,9 @@ def markdown(document: dict) -> str:
              '',
              f'Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_GiB"]} GiB, '
              f'{machine["os"]}; GPU: ' + (f'{gpu}, driver {machine["gpu"].get("driver")}'
-                                          if gpu else 'none') + '.',
+                                          if gpu else 'none') +
+             (', CUDA MPS on (one GPU context for all processes)'
+              if machine['gpu'].get('mps') else '') + '.',
              'Versions: ' + ', '.join(f'{key} {value}' for key, value in versions.items()
                                       if value) + '.']
     if 'load_average_1min' in document:
