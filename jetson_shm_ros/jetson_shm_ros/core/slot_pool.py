@@ -25,7 +25,6 @@ from jetson_shm_ros.core.segment import (
     create_exclusive, layout, LAYOUT_VERSION, MAGIC, MAX_READERS, MAX_SLOTS, POLICIES,
     process_alive, process_start_time, READER_ACTIVE, READER_EVICTED, READER_FREE, SegmentMapping,
     SHM_DIR, WORD_MASK, WRITER_BIT)
-import numpy as np
 
 _log = get_logger('jetson_shm_ros.pool')
 
@@ -186,20 +185,25 @@ class SlotPool(SegmentMapping):
     def _readers_behind(self, slot: int, published: int) -> Tuple[List[int], int]:
         """Return (live readers that did not release `published` yet, live readers)."""
         behind, live = [], 0
-        for index in np.flatnonzero(self._reader_states == READER_ACTIVE):
-            entry = self._readers[index]
+        # A list of the 16 states, not NumPy's `== ACTIVE` + flatnonzero: 0.6 against 2.8 us
+        # a frame (build machine).
+        for index, state in enumerate(self._reader_states.tolist()):
+            if state != READER_ACTIVE:
+                continue
             # Nothing to wait for in a never-written slot or one whose write was abandoned.
             holds = bool(published and published % 2 == 0 and
                          self._releases[index].load(slot) < published)
             # Only a reader that still holds the slot is asked whether it runs (a /proc read,
             # ~10 us a frame per reader): one that died after releasing is found on its next
             # hold, at most one cycle of slots later.
-            if holds and not process_alive(int(entry['pid']), int(entry['start'])):
-                self._reap(int(index))
-                continue
+            if holds:
+                entry = self._readers[index]
+                if not process_alive(int(entry['pid']), int(entry['start'])):
+                    self._reap(index)
+                    continue
             live += 1
             if holds:
-                behind.append(int(index))
+                behind.append(index)
         return behind, live
 
     def _reap_dead_claimers(self) -> bool:
