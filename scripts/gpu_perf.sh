@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16 on a GPU machine with no ROS installation: scripts/gpu_ros_env.sh (carried ROS 2
-# wheels, colcon build), then what single GPU steps cost (bench.gpu_costs), the per-step profile
+# wheels, colcon build), then what single GPU steps cost (bench.gpu_costs), a frame between two
+# processes through the core alone (bench.core_hop), the per-step profile
 # of a frame (bench.profile_steps: cpu, pinned, cuda_ipc at 4 KiB and 16 MiB;
 # bench.profile_frame) and `python -m bench --mode full`.
 #
@@ -33,6 +34,7 @@ if [ "${SKIP_PROFILE:-0}" != 1 ]; then
   step "profile"
   {
     python -m bench.gpu_costs 2>&1
+    python -m bench.core_hop 2>&1 | grep -v '^\[INFO\]'
     for backend in ${PROFILE_BACKENDS:-cpu pinned cuda_ipc}; do
       python -m bench.profile_steps --backend "$backend" --frames 2000 2>&1 | grep -v '^\[INFO\]'
     done
