@@ -6,9 +6,10 @@
 #
 # Without MPS a discrete GPU switches between the contexts of a producer and a consumer at
 # every hand-over (bench.gpu_costs measures it; doc/gpu.md). The daemon's pipe and log
-# directories are private to this run (MPS_DIR, default a fresh temporary folder), so it
-# neither needs root nor meets another daemon; the GPU's compute mode is left as it is.
-# Not yet run on a GPU machine (2026-12-06: no device time was left for it): untested.
+# directories are private to this run (MPS_DIR, default a fresh temporary folder), so it does
+# not meet another daemon; the GPU's compute mode is left as it is. Ran on H100 hosts on
+# 2026-12-06, as root only: bench.gpu_costs, bench.core_hop, the bench and the GPU tests under
+# it (bench/results/nvidia-h100-80gb-hbm3-2026-12-06-mps.txt).
 set -uo pipefail
 if ! command -v nvidia-cuda-mps-control >/dev/null; then
   echo "gpu_mps: nvidia-cuda-mps-control is not installed here" >&2
