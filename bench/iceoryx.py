@@ -74,7 +74,7 @@ class IceoryxPublisher:
             .allocation_strategy(iox2.AllocationStrategy.Static).create()
         self._notifier = self._event.notifier_builder().create()
         self._sent = 0
-        self.pub_side_ns = 0
+        self.pub_side_ns = self.sent_ns = 0
 
     def matched(self) -> bool:
         """Tell whether a subscriber is connected."""
@@ -94,6 +94,7 @@ class IceoryxPublisher:
         t0 = time.monotonic_ns()
         sample.send()
         self._notifier.notify()
+        self.sent_ns = time.monotonic_ns()
         self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
@@ -125,6 +126,7 @@ class IceoryxSubscription:
                 sample = self._subscriber.receive()
                 if sample is None:
                     break
+                arrived = time.monotonic_ns()
                 header = sample.user_header().contents
                 ok = True
                 if self._check:
@@ -134,7 +136,7 @@ class IceoryxSubscription:
                 del sample  # give the sample back before the ack paces the next frame
                 self._counts['received'] += 1
                 self._counts['bad'] += int(not ok)
-                self._on_frame(k, t1, ok)
+                self._on_frame(k, t1, ok, arrived)
 
     def counts(self) -> dict:
         """Return the samples received, and those whose bytes did not sum to the checksum."""

@@ -14,6 +14,10 @@ CPU time: each ack carries the subscriber process's CPU time (all its threads) w
 frame k, and the publisher notes its own when the ack arrives; the difference between frames
 k - 1 and k is that frame's cost in each process (median per series). The subscriber spins
 with the phase's executor (single, events, multi: the executor dimension).
+
+Split: each ack also carries the time the subscriber's transport callback was entered, and each
+publisher keeps the time its send returned, so a latency frame splits into arrival and
+consumer, with the producer's own part beside them (SPLIT_PARTS, split_p50_us per series).
 """
 
 import json
@@ -37,6 +41,12 @@ SETTLE_MIN_S, SETTLE_MAX_S = 0.0005, 0.05
 # Throughput: frames in flight. One less than the slots, so the slot a new frame needs was
 # released by a callback that already returned (reliable policy; no waiting for a free slot).
 WINDOW = SLOTS - 1
+# A latency frame's time in parts (split_p50_us): t0 -> the subscriber's transport callback
+# entered (arrival: the producer's commit and send, the RMW, the wake-up), then -> the frame
+# held or checked (consumer); arrival + consumer = t1 - t0 for each frame. Beside them,
+# t0 -> the publisher's send returned (producer), which overlaps the arrival: a subscriber
+# can be woken before the send returns. Medians of each part need not add up to p50.
+SPLIT_PARTS = ('producer', 'arrival', 'consumer')
 # A pause after a ros_msg phase: its big messages are still being freed and acknowledged.
 AFTER_ROS_MSG_S = 1.0
 THROUGHPUT_WARMUP = 1
@@ -56,6 +66,15 @@ def percentile(values: list, fraction: float) -> float:
     """Return the nearest-rank value at `fraction` (p99 of under 100 samples: the largest)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(fraction * len(ordered) + 0.999999) - 1))]
+
+
+def _split(parts: dict, t0: int, sent_ns: int, frame: tuple) -> None:
+    """Add one frame's producer / arrival / consumer ns, when both sides stamped it."""
+    t1, arrived = frame[0], frame[4]
+    if sent_ns >= t0 and t0 <= arrived <= t1:
+        parts['producer'].append(sent_ns - t0)
+        parts['arrival'].append(arrived - t0)
+        parts['consumer'].append(t1 - arrived)
 
 
 def latency_summary(values_ms: list) -> dict:
@@ -86,9 +105,11 @@ class Publisher:
         if int(phase_id) != self.phase_id:
             return
         if kind == 'frame':
-            k, t1, ok, cpu = rest.split()
-            # (t1, ok, the subscriber's CPU ns then, the publisher's CPU ns now)
-            self.frames[int(k)] = (int(t1), ok == '1', int(cpu), time.process_time_ns())
+            k, t1, ok, cpu, arrived = rest.split()
+            # (t1, ok, the subscriber's CPU ns then, the publisher's CPU ns now, the time the
+            # subscriber's transport callback was entered)
+            self.frames[int(k)] = (int(t1), ok == '1', int(cpu), time.process_time_ns(),
+                                   int(arrived))
         elif kind == 'ready':
             self.ready = True
         elif kind == 'closed':
@@ -158,6 +179,7 @@ class Publisher:
         timeout_s = 5.0 + phase['size'] / 20e6
         count = len(txs)
         values, pub_side = [[] for _ in txs], [[] for _ in txs]
+        split = [{part: [] for part in SPLIT_PARTS} for _ in txs]
         lost, bad, sent = [0] * count, [0] * count, [0] * count
         began, k, reported = time.monotonic(), 0, time.monotonic()
         hard = phase.get('hard_budget_s')
@@ -185,6 +207,7 @@ class Publisher:
                 bad[index] += 1
             elif sent[index] >= phase['warmup']:
                 values[index].append((self.frames[k][0] - t0) / 1e6)
+                _split(split[index], t0, getattr(txs[index], 'sent_ns', 0), self.frames[k])
             if k in self.frames:
                 # Let both sides finish the frame (release, free, DDS acknowledgements) before
                 # the next one is timed.
@@ -195,7 +218,10 @@ class Publisher:
         return [dict(latency_summary(values[i]), sent=sent[i], lost=lost[i], bad=bad[i],
                      **cpu[i], **({'pub_side_p50_ms': statistics.median(pub_side[i]),
                                    'pub_side_p99_ms': percentile(pub_side[i], 0.99)}
-                                  if pub_side[i] else {}))
+                                  if pub_side[i] else {}),
+                     **({'split_p50_us': {part: statistics.median(series) / 1e3
+                                          for part, series in split[i].items()}}
+                        if split[i]['producer'] else {}))
                 for i in range(count)]
 
     def _cpu_per_frame(self, count: int, first: int) -> list:
@@ -283,8 +309,9 @@ class Subscriber:
         elif kind == 'end':
             self._ack(f'closed {rest} {{}}')
 
-    def _on_frame(self, k: int, t1: int, ok: bool) -> None:
-        self._ack(f'frame {self.phase_id} {k} {t1} {int(ok)} {time.process_time_ns()}')
+    def _on_frame(self, k: int, t1: int, ok: bool, arrived: int = 0) -> None:
+        self._ack(f'frame {self.phase_id} {k} {t1} {int(ok)} {time.process_time_ns()} '
+                  f'{arrived}')
 
     def serve_once(self) -> None:
         """Spin once; switch to the executor a new phase asked for, then say ready."""

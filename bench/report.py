@@ -216,6 +216,22 @@ def _extra_tables(document: dict, transports: list, sizes: list, index: dict) ->
                 f'{c["pub_side_p50_ms"]:.3g} / {c["pub_side_p99_ms"]:.3g}'
                 if 'pub_side_p50_ms' in c else '' for c in cells) + ' |')
         lines.append('')
+    for measure in ('e2e', 'handover'):
+        split = [t for t in transports if any(
+            'split_p50_us' in index.get((t, size, measure), {}) for size in sizes)]
+        if not split:
+            continue
+        lines += [f"## Where a frame's time goes, {MEASURE_TITLES[measure].split(':')[0]} "
+                  "(p50 us: arrival, t0 -> the subscriber's callback entered / consumer, "
+                  '-> frame held or checked / producer, t0 -> send returned, overlapping the '
+                  'arrival)', '',
+                  '| size | ' + ' | '.join(split) + ' |', '|---|' + '---|' * len(split)]
+        for size in sizes:
+            cells = [index.get((t, size, measure), {}).get('split_p50_us') for t in split]
+            lines.append(f'| {size_label(size)} | ' + ' | '.join(
+                ' / '.join(f'{cell[part]:.0f}' for part in ('arrival', 'consumer', 'producer'))
+                if cell else '' for cell in cells) + ' |')
+        lines.append('')
     if 'iceoryx2' in transports and 'cpu_sum' in transports:
         lines += ['## Side by side with iceoryx2 (both: checksum off on the producer, the '
                   'subscriber sums every byte; p50 ms, ours / iceoryx2)', '',

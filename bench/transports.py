@@ -3,8 +3,10 @@ The transports under test: how the benchmark publisher sends frame k and how a s
 
 Every frame is a mono8 image of `side` x `side` bytes. A publisher's send(k) returns t0, the
 CLOCK_MONOTONIC time (shared by all processes of the machine) at which the frame was handed to
-the transport; a subscriber calls on_frame(k, t1, ok) once it holds the frame (hand-over) or
-has read and checked every byte of it (end to end, throughput).
+the transport; a subscriber calls on_frame(k, t1, ok, arrived) once it holds the frame
+(hand-over) or has read and checked every byte of it (end to end, throughput). To split a
+frame's time, a publisher keeps sent_ns (the time its send returned, the message handed to the
+RMW) and a subscriber passes arrived (the time its transport's callback was entered).
 
 - ros_msg: the payload in a sensor_msgs/Image, filled from an array as cv_bridge does (from
   device memory on a GPU: users copy it down first); the subscriber reads it in place
@@ -95,7 +97,7 @@ class RosMsgPublisher:
         self._image, self._side, self._sources = Image, side, sources
         self._sent = 0
         self._pub = node.create_publisher(Image, topic, data_qos())
-        self.pub_side_ns = 0
+        self.pub_side_ns = self.sent_ns = 0
 
     def matched(self) -> bool:
         """Tell whether the subscriber was discovered."""
@@ -116,6 +118,7 @@ class RosMsgPublisher:
         msg.header.frame_id = f'{k}:{self._sources.checksums[index]}'
         msg.data.frombytes(host.reshape(-1))
         self._pub.publish(msg)
+        self.sent_ns = time.monotonic_ns()
         self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
@@ -130,7 +133,7 @@ class DescriptorPublisher:
         from jetson_shm_ros_interfaces.msg import DataDescriptor
         self._msg = DataDescriptor
         self._pub = node.create_publisher(DataDescriptor, topic, data_qos())
-        self.pub_side_ns = 0
+        self.pub_side_ns = self.sent_ns = 0
 
     def matched(self) -> bool:
         """Tell whether the subscriber was discovered."""
@@ -143,6 +146,7 @@ class DescriptorPublisher:
         msg = self._msg()
         msg.header.frame_id = str(k)
         self._pub.publish(msg)
+        self.sent_ns = time.monotonic_ns()
         self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
@@ -176,7 +180,7 @@ class ShmFramePublisher:
         self._fill = measure == 'e2e' or (self._with_sum and measure == 'throughput')
         self._gpu = backend != 'cpu'
         self._publish_device = transport == 'pinned_publish'
-        self.pub_side_ns = 0
+        self.pub_side_ns = self.sent_ns = 0
 
     def matched(self) -> bool:
         """Tell whether the subscriber was discovered."""
@@ -202,6 +206,7 @@ class ShmFramePublisher:
         except self._no_free_slot:  # every slot still held by the subscriber: retry
             self.no_free_slot += 1
             return None
+        self.sent_ns = time.monotonic_ns()
         self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
@@ -215,6 +220,7 @@ class ShmFramePublisher:
             self.no_free_slot += 1
             return None
         cupy.cuda.get_current_stream().synchronize()
+        self.sent_ns = time.monotonic_ns()
         self.pub_side_ns = time.perf_counter_ns() - began
         return t0
 
@@ -246,6 +252,7 @@ class RosMsgSubscription:
         self._sub = node.create_subscription(Image, topic, self._callback, data_qos())
 
     def _callback(self, msg) -> None:
+        arrived = time.monotonic_ns()
         frame, _, want = msg.header.frame_id.partition(':')
         data = np.frombuffer(msg.data, dtype=np.uint8)
         if self._gpu_checksum is not None:
@@ -255,7 +262,7 @@ class RosMsgSubscription:
             ok = not self._check or self._gpu_checksum(data) == int(want)
         else:
             ok = not self._check or checksum_words(data) == int(want)
-        self._on_frame(int(frame), time.monotonic_ns(), ok)
+        self._on_frame(int(frame), time.monotonic_ns(), ok, arrived)
 
     def counts(self) -> dict:
         """No library counters for a plain message."""
@@ -275,7 +282,8 @@ class DescriptorSubscription:
         self._sub = node.create_subscription(DataDescriptor, topic, self._callback, data_qos())
 
     def _callback(self, msg) -> None:
-        self._on_frame(int(msg.header.frame_id), time.monotonic_ns(), True)
+        now = time.monotonic_ns()
+        self._on_frame(int(msg.header.frame_id), now, True, now)
 
     def counts(self) -> dict:
         """No library counters for a plain message."""
@@ -297,11 +305,19 @@ class ShmFrameSubscription:
         self._sub = ShmSubscription(node, topic, self._callback, backend=backend, mode=mode,
                                     verify=measure != 'handover' and not self._sum,
                                     queue_depth=SLOTS)
+        # The descriptor's arrival: the subscription's own callback calls handle_descriptor.
+        self._arrived = 0
+        handle = self._sub.handle_descriptor
+
+        def arrived_then_handle(msg):
+            self._arrived = time.monotonic_ns()
+            return handle(msg)
+        self._sub.handle_descriptor = arrived_then_handle
 
     def _callback(self, frame, info) -> None:
         k, _, want = info.frame_id.partition(':')
         ok = not self._sum or checksum_words(frame.reshape(-1)) == int(want)
-        self._on_frame(int(k), time.monotonic_ns(), ok)
+        self._on_frame(int(k), time.monotonic_ns(), ok, self._arrived)
 
     def counts(self) -> dict:
         """Return the library's counters (received, verified, dropped, invalid, ...)."""
