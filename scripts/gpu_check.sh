@@ -16,7 +16,8 @@ case "$PYTHON" in /*) ;; *) PYTHON="$PWD/$PYTHON" ;; esac
 export PYTHONPATH="$ROOT/jetson_shm_ros${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 
-# The package's C extensions (core._atomics, process._deadline): build them beside the sources.
+# The package's C extensions (core._atomics, core._checksum, process._deadline): build them
+# beside the sources.
 echo "== build the C extensions in place"
 build_temp="$(mktemp -d)"  # keeps the checkout free of build/ files
 (cd "$ROOT/jetson_shm_ros" && "$PYTHON" setup.py -q build_ext --inplace --build-temp "$build_temp") || {

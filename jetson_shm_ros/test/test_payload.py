@@ -26,6 +26,37 @@ def test_checksum_wraps_modulo_2_to_the_64():
     assert checksum_words(np.zeros(3, dtype=np.uint8)) == 0
 
 
+def _numpy_checksum(payload: np.ndarray) -> int:
+    """Compute the definition with NumPy: what the C extension must agree with."""
+    payload = np.ascontiguousarray(payload)
+    whole = payload.size - payload.size % 4
+    total = int(payload[:whole].view('<u4').sum(dtype=np.uint64))
+    tail = bytes(payload[whole:]) + bytes((4 - payload.size % 4) % 4)
+    return (total + int.from_bytes(tail, 'little')) % (1 << 64)
+
+
+@pytest.mark.parametrize('nbytes', [0, 1, 2, 3, 4, 5, 15, 16, 17, 4095, 4096, 65535, 65536,
+                                    65537, (1 << 20) + 3])
+def test_the_c_checksum_agrees_with_numpy_at_every_length_and_alignment(nbytes):
+    rng = np.random.default_rng(nbytes)
+    data = rng.integers(0, 256, nbytes + 7, dtype=np.uint8)
+    for start in range(4):  # word-aligned and not
+        payload = data[start:start + nbytes]
+        assert checksum_words(payload) == _numpy_checksum(payload), f'start {start}'
+    assert checksum_words(memoryview(data[:nbytes].tobytes())) == _numpy_checksum(data[:nbytes])
+
+
+def test_a_strided_view_is_summed_as_its_bytes_in_order():
+    data = np.random.default_rng(7).integers(0, 256, 2 * 4099, dtype=np.uint8)
+    assert checksum_words(data[::2]) == _numpy_checksum(data[::2])
+
+
+def test_a_large_buffer_summed_without_the_gil_gives_the_same_sum():
+    # From 64 KiB on the extension releases the GIL; all words at their maximum.
+    words = np.full(1 << 22, 0xFFFFFFFF, dtype='<u4')
+    assert checksum_words(words.view(np.uint8)) == (1 << 22) * 0xFFFFFFFF
+
+
 def test_pattern_changes_every_frame_and_matches_its_checksum():
     buf = np.empty(4099, dtype=np.uint8)
     base = pattern_words(buf.size // 4)
