@@ -87,6 +87,9 @@ def main() -> int:
     parser.add_argument('--side', type=int, default=64, help='frame is side x side bytes')
     parser.add_argument('--frames', type=int, default=2000)
     parser.add_argument('--checksum', type=int, default=1, help='1: producer sends checksums')
+    parser.add_argument('--pause-ms', type=float, default=0.0,
+                        help='sleep before the producer and before the consumer: their code '
+                             'then runs cold, as in a stream of spaced frames')
     parser.add_argument('--publish', action='store_true',
                         help='publish(array) of a source on the device (CuPy; NumPy on cpu) '
                              'instead of a loan filled in place')
@@ -124,8 +127,12 @@ def main() -> int:
             import cupy
             sources = [cupy.asarray(source) for source in sources]
 
+    pause_s = args.pause_ms / 1e3
+
     def one_frame(timed: bool):
         sent.clear()
+        if pause_s:
+            time.sleep(pause_s)
         began = (time.thread_time_ns(), time.perf_counter_ns())
         if sources is not None:
             frame_value[0] += 1
@@ -137,13 +144,16 @@ def main() -> int:
                         frame)
                 else:
                     fill(frame)
+        produced = (time.thread_time_ns(), time.perf_counter_ns())
+        if pause_s:
+            time.sleep(pause_s)
         middle = (time.thread_time_ns(), time.perf_counter_ns())
         status = sub.handle_descriptor(sent[0])
         end = (time.thread_time_ns(), time.perf_counter_ns())
         if status != 'verified' and args.checksum:
             raise SystemExit(f'frame not verified: {status} {sub.summary()}')
         if timed:
-            for label, start, stop in (('producer total', began, middle),
+            for label, start, stop in (('producer total', began, produced),
                                        ('consumer total', middle, end)):
                 entry = totals.setdefault(label, [[], []])
                 entry[0].append(stop[0] - start[0])
@@ -173,6 +183,7 @@ def main() -> int:
     print(f'per-frame time by step, backend {args.backend} ({args.mode}), {args.side}x{args.side}'
           f' B, {"publish(array)" if args.publish else "loan"}, checksum '
           f'{"on" if args.checksum else "off"}, {args.frames} frames, one process'
+          f'{f", {args.pause_ms:g} ms pause before each side" if pause_s else ""}'
           ' (no DDS transit); us per frame: CPU median / CPU mean / wall median / wall mean')
     for side in ('producer', 'consumer'):
         total_cpu, total_cpu_mean = _per_frame(totals[f'{side} total'][0], args.frames)
