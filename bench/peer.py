@@ -259,7 +259,7 @@ class Publisher:
         while any(key not in self.frames for key in in_flight) and time.monotonic() < deadline:
             self.spin(0.01)
         lost += sum(key not in self.frames for key in in_flight)
-        good = sorted(t1 for key, (t1, ok, _, _) in self.frames.items() if ok and key >= warmup)
+        good = sorted(entry[0] for key, entry in self.frames.items() if entry[1] and key >= warmup)
         bad = sum(not entry[1] for entry in self.frames.values())
         result = {'sent': k, 'lost': lost, 'bad': bad, 'n': len(good)}
         if len(good) >= 2:
