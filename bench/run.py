@@ -41,10 +41,13 @@ EXECUTOR_PHASES = ('events', 'multi')
 # MULTI_BUDGET_S once they have MULTI_MIN_SAMPLES per series (doc/performance.md).
 MULTI_MIN_SAMPLES, MULTI_BUDGET_S = 30, 20.0
 MULTI_FRAME_S = 0.07
-# For the run-length estimate: seconds per frame = FRAME_S + bytes * NS_PER_BYTE / 1e9.
+# For the run-length estimate: seconds per frame = FRAME_S + bytes * NS_PER_BYTE / 1e9, for
+# every byte a transport moves or reads in the phase's measure: end to end fills and reads the
+# frame, a hand-over only copies what the transport itself copies (HANDOVER_COPIES).
 FRAME_S = 0.0012
 NS_PER_BYTE = {'ros_msg': 5.0, 'cpu': 0.5, 'cpu_sum': 0.5, 'iceoryx2': 0.4, 'pinned': 0.15,
                'pinned_copy': 0.15, 'pinned_publish': 0.15, 'cuda_ipc': 0.02, 'descriptor': 0.0}
+HANDOVER_COPIES = ('ros_msg', 'pinned_copy', 'pinned_publish')
 SUBSCRIBER_EXIT_S = 15.0
 ROS_MSG_ALONE_ABOVE = MIB
 
@@ -106,17 +109,19 @@ def estimate_s(plan: dict) -> float:
         if phase['measure'] == 'throughput':
             total += phase['duration_s'] + 1.0
             continue
-        count = len(phase['transports'])
         frame_s = MULTI_FRAME_S if phase.get('executor') == 'multi' else FRAME_S
-        seconds = count * (phase['n_max'] + phase['warmup']) * frame_s + sum(
-            (phase['n_max'] + phase['warmup']) * phase['size'] * NS_PER_BYTE.get(t, 0.5) / 1e9
-            for t in phase['transports'])
+        moved = [t for t in phase['transports']
+                 if phase['measure'] != 'handover' or t in HANDOVER_COPIES]
+        # One round: a frame of each transport in turn.
+        round_s = len(phase['transports']) * frame_s + sum(
+            phase['size'] * NS_PER_BYTE.get(t, 0.5) / 1e9 for t in moved)
+        seconds = (phase['n_max'] + phase['warmup']) * round_s
         # A phase ends at its budget once it has n_min samples per series (or 3, past
         # hard_budget_s).
-        least = count * (phase['n_min'] + phase['warmup']) * frame_s
+        least = (phase['n_min'] + phase['warmup']) * round_s
         seconds = min(seconds, max(least, phase['budget_s']))
         if phase.get('hard_budget_s') is not None:
-            seconds = min(seconds, max(phase['hard_budget_s'], 3 * count * frame_s))
+            seconds = min(seconds, max(phase['hard_budget_s'], 3 * round_s))
         total += 1.0 + seconds
     return total
 
