@@ -246,6 +246,15 @@ def main(argv=None) -> int:
                                      if (gpu or name not in GPU_ONLY) and
                                      not (integrated and name == 'cuda_ipc') and
                                      not (name in OPTIONAL and missing[name])]
+    unusable = [name for name in transports
+                if (name in GPU_ONLY and not gpu) or (name == 'cuda_ipc' and integrated) or
+                (name in OPTIONAL and missing[name])]
+    if unusable:
+        # Asked for by name: say so now rather than fail every phase of the run.
+        print(f'bench: cannot run {unusable} here (GPU: '
+              f'{machine["gpu"].get("name") or machine["gpu"]["why_none"]}; iceoryx2 '
+              f'{"missing" if missing["iceoryx2"] else "importable"})', flush=True)
+        return 2
     for name in OPTIONAL:
         if missing[name] and name not in transports:
             print(f'bench: {name} left out: not importable here (pip install -r '
