@@ -218,13 +218,62 @@ def test_segment_unlinked_by_hand_under_running_nodes(processes, shm_name):
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
-def test_full_dev_shm_at_startup_is_one_clear_error(processes, shm_name):
+# Run in a private 16 MiB tmpfs on /dev/shm: another process keeps writing into fresh pages of
+# its own segment while producers that do not fit the free space try to start.
+TOUCHER = """
+import mmap, os
+fd = os.open('/dev/shm/toucher', os.O_CREAT | os.O_RDWR, 0o600)
+while True:
+    os.ftruncate(fd, 0)
+    os.ftruncate(fd, 1 << 20)
+    pages = mmap.mmap(fd, 1 << 20)
+    for offset in range(0, 1 << 20, 4096):
+        pages[offset] = 1
+    pages.close()
+"""
+STARVED_PRODUCERS = """
+import os, subprocess, sys, time
+from jetson_shm_ros.core.errors import SegmentError
+from jetson_shm_ros.core.slot_pool import SlotPool
+toucher = subprocess.Popen([sys.executable, '-c', sys.argv[1]])
+filler = os.open('/dev/shm/filler', os.O_CREAT | os.O_RDWR, 0o600)
+os.posix_fallocate(filler, 0, 8 << 20)  # about 7 MiB left
+refused = 0
+for attempt in range(200):
+    try:
+        SlotPool.create(f'/jsr_room_{attempt}', 3, 4 << 20)  # 12 MiB: fits the tmpfs, not its room
+    except SegmentError as error:
+        refused += error.reason == 'no_space'
+time.sleep(0.2)
+print('refused', refused, 'toucher', toucher.poll())
+toucher.kill()
+"""
+
+
+def _private_tmpfs_or_skip() -> None:
     if os.geteuid() != 0:
         pytest.skip('needs root to mount a small tmpfs on /dev/shm in a private mount '
                     'namespace (unshare -m)')
     probe = subprocess.run(['unshare', '-m', 'true'], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f'unshare -m is not allowed here: {probe.stderr.strip()}')
+
+
+def test_a_producer_without_room_never_fills_dev_shm_under_another_process():
+    # A failing posix_fallocate fills a tmpfs before it gives up. Before the free space was
+    # checked first, the other process died of SIGBUS within about ten attempts here.
+    _private_tmpfs_or_skip()
+    run = subprocess.run(
+        ['unshare', '-m', 'sh', '-c',
+         'mount -t tmpfs -o size=16M tmpfs /dev/shm && exec "$0" "$@"',
+         sys.executable, '-c', STARVED_PRODUCERS, TOUCHER],
+        capture_output=True, text=True, timeout=120, env=isolated_env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert 'refused 200 toucher None' in run.stdout, run.stdout + run.stderr
+
+
+def test_full_dev_shm_at_startup_is_one_clear_error(processes, shm_name):
+    _private_tmpfs_or_skip()
     env = isolated_env()
     consumer = processes.start(NodeProcess('consumer', {'status_period_s': 0.2}, env))
     params = {'shm_name': shm_name, 'shape': [64, 1024, 1024], 'rate_hz': 100.0}  # 4 x 64 MiB

@@ -92,6 +92,24 @@ def test_create_rejects_bad_layouts(shm_name, kwargs):
     assert not os.path.exists(SHM_DIR + shm_name)
 
 
+def test_a_segment_larger_than_the_free_space_is_refused_before_any_byte_is_taken(
+        shm_name, monkeypatch):
+    import jetson_shm_ros.core.shm_room as shm_room
+    reserved = []
+    real_statvfs = os.statvfs
+
+    def little_room(path):
+        stats = real_statvfs(path)
+        return os.statvfs_result((stats.f_bsize, 4096, stats.f_blocks, 2, 2) + tuple(stats)[5:])
+    monkeypatch.setattr(shm_room.os, 'statvfs', little_room)
+    monkeypatch.setattr(shm_room.os, 'posix_fallocate', lambda *args: reserved.append(args))
+    with pytest.raises(SegmentError) as refused:
+        _create(shm_name)
+    assert refused.value.reason == 'no_space' and 'has 8192 free' in str(refused.value)
+    assert not reserved, 'fallocate ran: it would fill /dev/shm before failing'
+    assert not os.path.exists(SHM_DIR + shm_name)
+
+
 def test_attach_checks_existence_mode_and_magic(shm_name):
     with pytest.raises(SegmentError) as error:
         AttachedSegment.attach(shm_name)

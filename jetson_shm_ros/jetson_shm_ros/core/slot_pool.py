@@ -25,6 +25,7 @@ from jetson_shm_ros.core.segment import (
     create_exclusive, layout, LAYOUT_VERSION, MAGIC, MAX_READERS, MAX_SLOTS, POLICIES,
     process_alive, process_start_time, READER_ACTIVE, READER_EVICTED, READER_FREE, SegmentMapping,
     SHM_DIR, WORD_MASK, WRITER_BIT)
+from jetson_shm_ros.core.shm_room import reserve
 
 _log = get_logger('jetson_shm_ros.pool')
 
@@ -83,11 +84,7 @@ class SlotPool(SegmentMapping):
         slot_bytes, data_offset, total = layout(slot_count, slot_size, memory_kind)
         fd = create_exclusive(SHM_DIR + name, mode)
         try:
-            try:
-                os.posix_fallocate(fd, 0, total)
-            except OSError as error:
-                raise SegmentError('no_space', f'cannot reserve {total} bytes for {name} in '
-                                   f'{SHM_DIR}: {error.strerror} (is /dev/shm large enough?)')
+            reserve(fd, total, SHM_DIR + name)
             pool = cls(name, fd, total, release_timeout_s)
         except BaseException:
             os.unlink(SHM_DIR + name)
